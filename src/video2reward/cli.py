@@ -1,0 +1,162 @@
+"""`v2r`: videos in, dense rewards out. Thin: parse, call the library, print.
+
+    v2r demo                                   # everything below on built-in demo tasks, in ./v2r-demo
+    v2r demo-data data/                        # scripted expert / failed videos of classic-control tasks
+    v2r train data/pendulum/train --out models/pendulum
+    v2r score models/pendulum data/pendulum/test_expert --out rewards.jsonl --plot plots/
+    v2r eval models/pendulum data/pendulum     # VOC / AUROC / dense-reward correlation
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from video2reward.config import TrainConfig, add_config_arguments, config_from_args
+from video2reward.errors import V2RError
+
+EPILOG = "Every command takes --help. Videos: mp4/webm/avi/mov/mkv/gif files or folders of png/jpg frames."
+
+
+def _print_skipped(skipped: list[tuple[str, str]]) -> None:
+    if skipped:
+        print(f"skipped {len(skipped)} bad video(s):", file=sys.stderr)
+        for _, reason in skipped:
+            print(f"  {reason}", file=sys.stderr)
+
+
+def cmd_demo_data(args: argparse.Namespace) -> None:
+    from video2reward.demo import generate_demo_data
+
+    folders = generate_demo_data(Path(args.out), tasks=args.tasks, seed=args.seed, n_train=args.n_train,
+                                 n_test_expert=args.n_test_expert, n_test_fail=args.n_test_fail,
+                                 progress=not args.quiet)
+    for task, folder in folders.items():
+        print(f"{task}: {folder}  (train/, test_expert/, test_fail/, labels.json)")
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from video2reward.train import train_reward_model
+
+    config = config_from_args(TrainConfig, args)
+    result = train_reward_model(args.dirs, args.out, config, resume=args.resume, skip_bad=args.skip_bad,
+                                progress=not args.quiet)
+    _print_skipped(result.skipped)
+    metrics = ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items())
+    print(f"trained {result.model.describe()} on {result.num_videos} videos ({result.num_frames} frames) "
+          f"in {result.seconds:.1f} s; {metrics}")
+    print(f"saved {args.out}/model.safetensors + config.json")
+
+
+def cmd_score(args: argparse.Namespace) -> None:
+    import video2reward
+    from video2reward.scoring import score_to_jsonl
+
+    model = video2reward.load(args.model, device=args.device)
+    goal = model.goal_from_image(args.goal) if args.goal else None
+    report = score_to_jsonl(model, args.paths, args.out, goal=goal, skip_bad=args.skip_bad,
+                            plot_dir=args.plot, progress=not args.quiet)
+    _print_skipped(report.skipped)
+    print(f"scored {len(report.videos)} videos, {report.frames} frames at {report.frames_per_second:.0f} "
+          f"frames/s -> {args.out}" + (f"; plots in {args.plot}" if args.plot else ""))
+
+
+def cmd_eval(args: argparse.Namespace) -> None:
+    import video2reward
+    from video2reward.model_files import write_json
+    from video2reward.plots import plot_eval_summary
+    from video2reward.scoring import evaluate_data_dir
+
+    model = video2reward.load(args.model, device=args.device)
+    result, expert, failed = evaluate_data_dir(model, args.data, skip_bad=args.skip_bad, progress=not args.quiet)
+    print(result.table())
+    out = Path(args.out) if args.out else Path(args.model) / "eval.json"
+    write_json(out, {"model": str(args.model), "data": str(args.data), **json.loads(result.to_json())})
+    print(f"wrote {out}")
+    if args.plot:
+        plot_eval_summary(Path(args.plot), result, expert, failed)
+        print(f"wrote {args.plot}")
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    from video2reward.demo.pipeline import run_demo
+
+    run_demo(Path(args.out), tasks=args.tasks, steps=args.steps, seed=args.seed, progress=not args.quiet)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from video2reward.demo import DEMO_TASKS
+
+    parser = argparse.ArgumentParser(prog="v2r", description=__doc__, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, help_text: str, func) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text, epilog=EPILOG)
+        p.add_argument("--quiet", action="store_true", help="no progress bars")
+        p.set_defaults(func=func)
+        return p
+
+    p = add("demo", "generate demo data, train a progress model and the pixel-ridge floor per task, score, "
+            "plot and print the eval table, all under one folder", cmd_demo)
+    p.add_argument("--out", default="v2r-demo", help="folder for data, models, rewards, plots (default: v2r-demo)")
+    p.add_argument("--tasks", nargs="+", default=list(DEMO_TASKS), choices=DEMO_TASKS, help="demo tasks")
+    p.add_argument("--steps", type=int, default=TrainConfig.steps, help="training steps of the progress head")
+    p.add_argument("--seed", type=int, default=0, help="seed for data and training")
+
+    p = add("demo-data", "write scripted expert and failed videos of demo tasks: OUT/<task>/{train,test_expert,"
+            "test_fail}/*.mp4 + labels.json (success flags and the environment's dense signal per frame)",
+            cmd_demo_data)
+    p.add_argument("out", help="output folder")
+    p.add_argument("--tasks", nargs="+", default=list(DEMO_TASKS), choices=DEMO_TASKS, help="demo tasks")
+    p.add_argument("--seed", type=int, default=0, help="seed (same seed, same videos)")
+    p.add_argument("--n-train", type=int, default=20, help="expert videos in train/")
+    p.add_argument("--n-test-expert", type=int, default=10, help="expert videos in test_expert/")
+    p.add_argument("--n-test-fail", type=int, default=10, help="failed videos (random + stalled) in test_fail/")
+
+    p = add("train", "train a reward model: every video under DIR... is one successful demonstration", cmd_train)
+    p.add_argument("dirs", nargs="+", metavar="DIR", help="video files or folders (searched recursively)")
+    p.add_argument("--out", required=True, help="model folder to write (model.safetensors + config.json)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run from OUT/checkpoint")
+    p.add_argument("--skip-bad", action="store_true", help="skip videos that fail to decode and list them")
+    add_config_arguments(p, TrainConfig)
+
+    p = add("score", "write per-frame rewards of videos as JSONL: {\"video\", \"rewards\", \"sigma\", \"fps\"}",
+            cmd_score)
+    p.add_argument("model", help="model folder from `v2r train`")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="video files or folders of them")
+    p.add_argument("--out", required=True, help="JSONL file to write, one line per video")
+    p.add_argument("--plot", metavar="DIR", help="also write one PNG per video: reward curve + frame strip")
+    p.add_argument("--goal", metavar="IMAGE", help="goal image (or video: its last frame) seen from the scoring "
+                   "camera; default: the demonstrations' final frames")
+    p.add_argument("--skip-bad", action="store_true", help="skip videos that fail to decode and list them")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+
+    p = add("eval", "VOC, success AUROC and dense-reward correlation on DATA_DIR/{test_expert,test_fail}",
+            cmd_eval)
+    p.add_argument("model", help="model folder from `v2r train`")
+    p.add_argument("data", help="folder with test_expert/ and test_fail/ (and optionally labels.json)")
+    p.add_argument("--out", help="JSON file for the results (default: MODEL/eval.json)")
+    p.add_argument("--plot", metavar="PNG", help="also plot expert and failed reward curves to this PNG")
+    p.add_argument("--skip-bad", action="store_true", help="skip videos that fail to decode and list them")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except V2RError as exc:
+        print(f"v2r {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"v2r {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""Typed configs. Every field carries its help text, which the CLI turns into `--option` help, so the
+defaults and their reasons live in one place (the CleanRL habit)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, get_args, get_origin
+
+import torch
+
+HEADS = ("progress", "pixel-ridge")
+
+
+def _help(default: Any, text: str, **extra: Any) -> Any:
+    return field(default=default, metadata={"help": text, **extra})
+
+
+@dataclass
+class TrainConfig:
+    """How `v2r train` turns demonstration videos into a reward model."""
+
+    head: str = _help("progress", "reward head: 'progress' (Video2Reward goal-conditioned progress, a Normal "
+                      "trained with KL) or 'pixel-ridge' (PCA of raw pixels + ridge on time: the floor baseline)",
+                      choices=HEADS)
+    encoder: str = _help("cnn", "frame encoder for the progress head: 'cnn' (fast on CPU) or 'vit'",
+                         choices=("cnn", "vit"))
+    image_size: int = _help(64, "frames are center-cropped to a square and resized to this many pixels")
+    steps: int = _help(2000, "gradient steps for the progress head")
+    batch_size: int = _help(128, "frames encoded per step; every step forms many (initial, current, goal) "
+                            "triplets from them, so features are computed once and shared")
+    frames_per_video: int = _help(16, "frames drawn from each sampled video per step (batch_size / this = "
+                                  "videos per step)")
+    triplets_per_video: int = _help(48, "(initial, current, goal) triplets formed per sampled video per step")
+    lr: float = _help(2e-3, "peak AdamW learning rate (linear warm-up, then cosine decay)")
+    weight_decay: float = _help(1e-4, "AdamW weight decay")
+    warmup_steps: int = _help(100, "linear learning-rate warm-up steps")
+    sigma_min: float = _help(0.02, "floor of the target progress std; the target std is max(sigma_min, "
+                             "0.5 / (goal - initial)) so it shrinks as the frame gap grows")
+    augment: bool = _help(True, "random shift, color jitter and noise on training frames")
+    max_frames_per_video: int = _help(400, "longer demonstrations are subsampled evenly to this many frames "
+                                      "(progress is normalised time, so this keeps labels exact)")
+    seed: int = _help(0, "seed for sampling, augmentation and initialisation (runs are reproducible)")
+    device: str = _help("auto", "'cpu', 'cuda' or 'auto' (cuda when available)")
+    threads: int = _help(0, "torch CPU threads; 0 = torch's default (all cores)")
+    checkpoint_every: int = _help(500, "write a resumable checkpoint every this many steps")
+    pca_components: int = _help(32, "pixel-ridge: principal components of the downscaled pixels")
+    ridge_alpha: float = _help(1.0, "pixel-ridge: L2 penalty of the ridge regression")
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' -> cuda when present, else cpu; a clear error for cuda on a machine without it."""
+    from video2reward.errors import ConfigError
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"--device {name}: no CUDA device is available here; use --device cpu or auto")
+    if name not in ("cpu",) and not name.startswith("cuda"):
+        raise ConfigError(f"--device {name}: unknown device; use cpu, cuda or auto")
+    return torch.device(name)
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, ...] = ()) -> None:
+    """One `--field-name` option per dataclass field, with its help text and default."""
+    for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        help_text = f"{f.metadata.get('help', '')} (default: {f.default})"
+        kind = f.type if isinstance(f.type, type) else _resolve(f.type)
+        if kind is bool:
+            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=f.default,
+                                help=help_text)
+        else:
+            parser.add_argument(flag, dest=f.name, type=kind, default=f.default, help=help_text,
+                                choices=f.metadata.get("choices"))
+
+
+def _resolve(annotation: Any) -> type:
+    names = {"int": int, "float": float, "str": str, "bool": bool}
+    if isinstance(annotation, str):
+        return names[annotation]
+    origin = get_origin(annotation)
+    return get_args(annotation)[0] if origin is not None else annotation
+
+
+def config_from_args(cls: type, args: argparse.Namespace):
+    return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)})

@@ -1,0 +1,233 @@
+"""Generate a labelled demo dataset: videos of scripted experts and failures for each demo task.
+
+Layout, for each task::
+
+    OUT/<task>/train/ep_000.mp4 ...        expert episodes (successes only)
+    OUT/<task>/test_expert/ep_000.mp4 ...  more expert episodes
+    OUT/<task>/test_fail/ep_000.mp4 ...    failures, alternating the task's failure policies
+    OUT/<task>/labels.json                 per video: split, success, policy, dense signal per frame
+
+Every episode draws its randomness from a seed derived from (seed, task, split, index, attempt), so
+the same seed gives the same labels and the same frames. An expert episode that fails, or a failure
+episode that succeeds, is redrawn with the next attempt number. A failure episode runs exactly as many
+steps as the expert needs from the same start state, so lengths tell successes and failures apart no
+better than chance.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from video2reward.demo.experts import DEMO_TASKS, TASKS, DemoTask, Policy, make_policy
+from video2reward.errors import ConfigError
+from video2reward.video.io import write_video
+
+SPLITS = ("train", "test_expert", "test_fail")
+MAX_ATTEMPTS = 20  # redraws of one episode before giving up (a redraw is rare: see the module docstring)
+
+
+@dataclass
+class Episode:
+    """One rollout: `steps` env steps, so `steps + 1` dense values and (when rendered) frames."""
+
+    steps: int = 0
+    success: bool = False
+    dense: list[float] = field(default_factory=list)
+    frames: list[np.ndarray] = field(default_factory=list)
+
+
+def _headless() -> None:
+    """Classic-control rendering goes through pygame; keep SDL off any display and sound card."""
+    os.environ["SDL_VIDEODRIVER"] = "dummy"  # rgb_array never needs a window, even where there is a display
+    os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+    os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+
+
+def make_env(task: DemoTask, render: bool = True) -> gym.Env:
+    """The task's gymnasium env; its time limit is the task's `max_steps`, so only we end episodes."""
+    _headless()
+    render_mode = "rgb_array" if render else None
+    return gym.make(task.env_id, render_mode=render_mode, max_episode_steps=task.max_steps, **task.make_kwargs)
+
+
+def resize_short_side(frame: np.ndarray, short_side: int) -> np.ndarray:
+    """(H, W, 3) uint8 resized with area averaging so min(H, W) == `short_side`, aspect ratio kept."""
+    height, width = frame.shape[:2]
+    scale = short_side / min(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    if size == (width, height):
+        return frame
+    return np.asarray(Image.fromarray(frame).resize(size, Image.BOX))
+
+
+def rollout(
+    env: gym.Env,
+    task: DemoTask,
+    policy: Policy,
+    start_rng: np.random.Generator,
+    max_steps: int,
+    short_side: int | None = None,
+) -> Episode:
+    """Run `policy` from the task's start state until success, termination or `max_steps` steps.
+
+    Records the dense signal (and, when `short_side` is given, a rendered frame) for the start state and
+    after every step."""
+    episode = Episode()
+    obs = task.start(env, start_rng)
+
+    def record() -> None:
+        episode.dense.append(float(task.dense(env)))
+        if short_side is not None:
+            episode.frames.append(resize_short_side(env.render(), short_side))
+
+    record()
+    steps_at_goal = 0
+    while episode.steps < max_steps:
+        obs, _, terminated, truncated, info = env.step(policy(obs))
+        episode.steps += 1
+        record()
+        steps_at_goal = steps_at_goal + 1 if task.at_goal(env, info) else 0
+        if steps_at_goal >= task.hold_steps:
+            episode.success = True
+            break
+        if terminated or truncated:
+            break
+    return episode
+
+
+def _name_key(name: str) -> int:
+    """A stable integer for a name (Python's hash() changes between runs)."""
+    return zlib.crc32(name.encode("utf-8"))
+
+
+def episode_seeds(seed: int, task: str, split: str, index: int, attempt: int) -> tuple[int, int]:
+    """Independent (start-state, policy) seeds for one attempt at one episode."""
+    sequence = np.random.SeedSequence([seed, _name_key(task), _name_key(split), index, attempt])
+    start_seed, policy_seed = sequence.generate_state(2)
+    return int(start_seed), int(policy_seed)
+
+
+def make_episode(
+    env: gym.Env, task: DemoTask, kind: str, seed: int, split: str, index: int, short_side: int
+) -> Episode:
+    """One rendered episode of policy `kind`: an expert episode that succeeds, or a failure that doesn't."""
+    for attempt in range(MAX_ATTEMPTS):
+        start_seed, policy_seed = episode_seeds(seed, task.name, split, index, attempt)
+        if kind == "expert":
+            episode = rollout(env, task, task.expert, np.random.default_rng(start_seed), task.max_steps, short_side)
+            if episode.success:
+                return episode
+            continue
+        # A failure runs as long as the expert takes from the same start: find out without rendering.
+        probe = rollout(env, task, task.expert, np.random.default_rng(start_seed), task.max_steps)
+        if not probe.success:
+            continue
+        policy = make_policy(kind, task, env.action_space, np.random.default_rng(policy_seed), probe.steps)
+        episode = rollout(env, task, policy, np.random.default_rng(start_seed), probe.steps, short_side)
+        if not episode.success:
+            return episode
+    outcome = "succeed" if kind == "expert" else "fail"
+    raise RuntimeError(
+        f"{task.name} {split} episode {index}: the {kind} policy did not {outcome} in {MAX_ATTEMPTS} tries"
+    )
+
+
+def _split_plan(task: DemoTask, n_train: int, n_test_expert: int, n_test_fail: int) -> list[tuple[str, int, str]]:
+    """(split, index, policy kind) for every episode of one task, in file order."""
+    plan = [("train", i, "expert") for i in range(n_train)]
+    plan += [("test_expert", i, "expert") for i in range(n_test_expert)]
+    failures = task.failure_policies
+    plan += [("test_fail", i, failures[i % len(failures)]) for i in range(n_test_fail)]
+    return plan
+
+
+def _check_args(tasks: Sequence[str], counts: dict[str, int], short_side: int) -> list[DemoTask]:
+    if isinstance(tasks, str):
+        tasks = [tasks]
+    unknown = [name for name in tasks if name not in TASKS]
+    if unknown:
+        raise ConfigError(f"unknown demo task(s) {', '.join(unknown)} (known: {', '.join(TASKS)})")
+    if not tasks:
+        raise ConfigError(f"no demo tasks given (known: {', '.join(TASKS)})")
+    for name, count in counts.items():
+        if count < 0:
+            raise ConfigError(f"{name} must be 0 or more, got {count}")
+    if short_side < 8:
+        raise ConfigError(f"short_side must be at least 8 pixels, got {short_side}")
+    return [TASKS[name] for name in dict.fromkeys(tasks)]
+
+
+def _clear_old_videos(task_dir: Path) -> None:
+    """Remove ep_*.mp4 left by an earlier run in the split folders, so labels.json covers every video."""
+    for split in SPLITS:
+        for old in (task_dir / split).glob("ep_*.mp4"):
+            old.unlink()
+
+
+def generate_demo_data(
+    out: Path,
+    tasks: Sequence[str] = DEMO_TASKS,
+    seed: int = 0,
+    n_train: int = 20,
+    n_test_expert: int = 10,
+    n_test_fail: int = 10,
+    short_side: int = 240,
+    progress: bool = True,
+) -> dict[str, Path]:
+    """Write videos and labels.json for each task under `out`; returns task name -> task folder.
+
+    train and test_expert hold successful expert episodes; test_fail alternates the task's failure
+    policies (random, stalled). Frames are rendered by the env, one for the start state and one after
+    every step, and resized so their short side is `short_side`."""
+    counts = {"n_train": n_train, "n_test_expert": n_test_expert, "n_test_fail": n_test_fail}
+    demo_tasks = _check_args(tasks, counts, short_side)
+    out = Path(out)
+    folders: dict[str, Path] = {}
+    total = len(demo_tasks) * sum(counts.values())
+    with tqdm(total=total, desc="demo data", unit="video", disable=not progress) as bar:
+        for task in demo_tasks:
+            task_dir = out / task.name
+            for split in SPLITS:
+                (task_dir / split).mkdir(parents=True, exist_ok=True)
+            _clear_old_videos(task_dir)
+            env = make_env(task)
+            fps = float(env.metadata["render_fps"])
+            videos: dict[str, dict[str, Any]] = {}
+            try:
+                for split, index, kind in _split_plan(task, n_train, n_test_expert, n_test_fail):
+                    bar.set_postfix_str(f"{task.name}/{split}")
+                    episode = make_episode(env, task, kind, seed, split, index, short_side)
+                    relative = f"{split}/ep_{index:03d}.mp4"
+                    num_frames = write_video(task_dir / relative, episode.frames, fps)
+                    videos[relative] = {
+                        "split": split,
+                        "success": episode.success,
+                        "policy": kind,
+                        "dense": [round(value, 6) for value in episode.dense],
+                        "num_frames": num_frames,
+                    }
+                    bar.update(1)
+            finally:
+                env.close()
+            labels = {
+                "task": task.name,
+                "env_id": task.env_id,
+                "seed": seed,
+                "fps": fps,
+                "dense_signal": task.dense_signal,
+                "videos": videos,
+            }
+            (task_dir / "labels.json").write_text(json.dumps(labels, indent=1) + "\n", encoding="utf-8")
+            folders[task.name] = task_dir
+    return folders

@@ -1,0 +1,105 @@
+"""`v2r demo`: the whole pipeline on the built-in demo tasks, under one folder.
+
+    OUT/data/<task>/...            videos + labels (v2r demo-data)
+    OUT/models/<task>-<head>/      trained models (v2r train)
+    OUT/rewards/<task>.jsonl       per-frame rewards of the test videos (v2r score)
+    OUT/plots/<task>/*.png         one reward curve per test video, plus eval.png
+    OUT/results.json, results.md   the eval table (v2r eval), with train time and scoring speed
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+from video2reward.config import TrainConfig
+from video2reward.demo.generate import generate_demo_data
+from video2reward.model_files import write_json
+from video2reward.plots import plot_eval_summary
+from video2reward.scoring import evaluate_data_dir, score_to_jsonl
+from video2reward.train import train_reward_model
+
+HEADS_COMPARED = ("progress", "pixel-ridge")
+
+
+@dataclass
+class QualityRow:
+    task: str
+    head: str
+    voc: float
+    auroc: float
+    dense: float | None
+    train_seconds: float
+    score_fps: float
+
+    def cells(self) -> list[str]:
+        dense = "-" if self.dense is None else f"{self.dense:.3f}"
+        return [self.task, self.head, f"{self.voc:.3f}", f"{self.auroc:.3f}", dense, f"{self.train_seconds:.1f}",
+                f"{self.score_fps:.0f}"]
+
+
+COLUMNS = ["task", "head", "VOC", "AUROC", "dense", "train s", "score fps"]
+
+
+def format_table(rows: Sequence[QualityRow], markdown: bool = False) -> str:
+    cells = [COLUMNS] + [r.cells() for r in rows]
+    if markdown:
+        lines = ["| " + " | ".join(c) + " |" for c in cells]
+        lines.insert(1, "|" + "|".join("---" for _ in COLUMNS) + "|")
+        return "\n".join(lines)
+    widths = [max(len(row[i]) for row in cells) for i in range(len(COLUMNS))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in cells)
+
+
+def run_task(
+    task_dir: Path, model_dir: Path, config: TrainConfig, rewards_path: Path | None = None,
+    plot_dir: Path | None = None, progress: bool = True,
+) -> QualityRow:
+    """Train on task_dir/train, score the test splits, evaluate: one row of the quality table."""
+    trained = train_reward_model([task_dir / "train"], model_dir, config, progress=progress)
+    model = trained.model
+    if rewards_path is not None:  # timed separately: the end-to-end scoring speed (decode included)
+        report = score_to_jsonl(model, [task_dir / "test_expert", task_dir / "test_fail"], rewards_path,
+                                plot_dir=plot_dir, progress=progress)
+        t0, frames = time.perf_counter(), 0
+    else:
+        report = None
+    t0 = time.perf_counter()
+    result, expert, failed = evaluate_data_dir(model, task_dir, progress=progress)
+    seconds = time.perf_counter() - t0
+    frames = sum(len(r) for r in expert.values()) + sum(len(r) for r in failed.values())
+    write_json(model_dir / "eval.json", json.loads(result.to_json()))
+    if plot_dir is not None:
+        plot_eval_summary(plot_dir / "eval.png", result, expert, failed)
+    del report
+    return QualityRow(task_dir.name, config.head, result.voc, result.auroc, result.dense_spearman,
+                      trained.seconds, frames / seconds)
+
+
+def run_demo(out: Path, tasks: Sequence[str], steps: int | None = None, seed: int = 0,
+             progress: bool = True) -> list[QualityRow]:
+    out = Path(out)
+    print(f"[1/3] generating demo videos for {', '.join(tasks)} in {out / 'data'}")
+    folders = generate_demo_data(out / "data", tasks=tasks, seed=seed, progress=progress)
+    rows: list[QualityRow] = []
+    for task, task_dir in folders.items():
+        for head in HEADS_COMPARED:
+            config = replace(TrainConfig(), head=head, seed=seed)
+            if steps is not None:
+                config = replace(config, steps=steps)
+            main = head == "progress"
+            print(f"[2/3] {task}: training the {head} reward model")
+            rows.append(run_task(
+                task_dir, out / "models" / f"{task}-{head}", config,
+                rewards_path=out / "rewards" / f"{task}.jsonl" if main else None,
+                plot_dir=out / "plots" / task if main else None, progress=progress,
+            ))
+    table = format_table(rows)
+    print("[3/3] results on held-out videos (test_expert / test_fail):\n" + table)
+    write_json(out / "results.json", [asdict(r) for r in rows])
+    (out / "results.md").write_text(format_table(rows, markdown=True) + "\n", encoding="utf-8")
+    print(f"\nmodels in {out / 'models'}, per-frame rewards in {out / 'rewards'}, plots in {out / 'plots'}")
+    return rows

@@ -1,0 +1,153 @@
+"""RewardModel: a trained reward head behind one small API: `load(dir)`, `score(video or frames)`, `save(dir)`.
+
+Scoring streams the video in chunks, so memory stays flat in video length, and returns exactly one
+reward per decoded frame, in order.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from video2reward.encoders import encoder_from_config
+from video2reward.errors import ModelFileError, VideoError
+from video2reward.model_files import load_model_dir, save_model_dir
+from video2reward.rewards.pixel_ridge import PixelRidge, PixelRidgeConfig
+from video2reward.rewards.progress import ProgressConfig, ProgressHead
+from video2reward.video.io import VideoSource, crop_resize, iter_frames, probe, read_frames
+
+
+@dataclass
+class Rewards:
+    """Per-frame output of a reward model: mu is the reward; sigma its predicted std."""
+
+    mu: np.ndarray  # (T,)
+    sigma: np.ndarray  # (T,)
+    success_prob: np.ndarray | None = None  # (T,) when the model has a success detector
+    fps: float | None = None
+
+    def __len__(self) -> int:
+        return len(self.mu)
+
+
+def build_head(config: dict[str, Any]) -> nn.Module:
+    """Rebuild an (untrained) head from a model config; raises ModelFileError for unknown heads."""
+    kind = config.get("head")
+    if kind == "progress":
+        encoder = encoder_from_config(config["encoder"]["name"], config["encoder"]["config"])
+        return ProgressHead(encoder, ProgressConfig(**config.get("head_config", {})))
+    if kind == "pixel-ridge":
+        return PixelRidge(PixelRidgeConfig(**config.get("head_config", {})))
+    raise ModelFileError(f"unknown reward head {kind!r} in the model config (known: progress, pixel-ridge)")
+
+
+def frames_to_tensor(frames: np.ndarray, device: torch.device) -> torch.Tensor:
+    """(B, S, S, 3) uint8 -> (B, 3, S, S) float in [0, 1] on `device`."""
+    x = torch.from_numpy(np.ascontiguousarray(frames)).to(device)
+    return x.permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def _as_rgb_frames(frames: np.ndarray) -> np.ndarray:
+    """Accept (T, H, W, 1|3|4), (T, H, W) grayscale or one (H, W, 3|4) image, uint8; return (T, H, W, 3)."""
+    frames = np.asarray(frames)
+    if frames.dtype != np.uint8:
+        raise VideoError(f"frames must be uint8 (got {frames.dtype}); scale floats with (x * 255).astype(np.uint8)")
+    if frames.ndim == 3:  # one (H, W, 3|4) image, or a grayscale video (T, H, W)
+        frames = frames[None] if frames.shape[-1] in (3, 4) else frames[..., None]
+    if frames.ndim != 4 or frames.shape[-1] not in (1, 3, 4):
+        raise VideoError(f"frames must have shape (T, H, W, 3), got {frames.shape}")
+    if frames.shape[-1] == 1:
+        frames = np.repeat(frames, 3, axis=-1)
+    return frames[..., :3]
+
+
+class RewardModel:
+    """A trained reward head with its config. Use `video2reward.load(dir)` to get one."""
+
+    def __init__(self, head: nn.Module, config: dict[str, Any], device: str | torch.device = "cpu"):
+        self.device = torch.device(device)
+        self.head = head.to(self.device).eval()
+        self.config = config
+        self.image_size: int = int(config["image_size"])
+
+    # ---- files -------------------------------------------------------------------------------------
+    @classmethod
+    def load(cls, directory: str | os.PathLike, device: str | torch.device = "cpu") -> "RewardModel":
+        tensors, config = load_model_dir(Path(directory))
+        head = build_head(config)
+        missing, unexpected = head.load_state_dict(tensors, strict=False)
+        if missing or unexpected:
+            raise ModelFileError(
+                f"{Path(directory) / 'model.safetensors'}: weights do not fit the model in config.json "
+                f"(missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]}); re-copy the model folder"
+            )
+        return cls(head, config, device)
+
+    def save(self, directory: str | os.PathLike) -> None:
+        save_model_dir(Path(directory), self.head.state_dict(), self.config)
+
+    # ---- scoring -----------------------------------------------------------------------------------
+    @torch.inference_mode()
+    def embed_frames(self, frames: np.ndarray, batch_size: int = 256) -> torch.Tensor:
+        """(T, S, S, 3) uint8 frames at the model's size -> (T, D) features."""
+        out = [self.head.embed(frames_to_tensor(frames[i : i + batch_size], self.device))
+               for i in range(0, len(frames), batch_size)]
+        return torch.cat(out)
+
+    def goal_from_image(self, path: str | os.PathLike) -> torch.Tensor:
+        """Goal features from an image or a video (its last frame), seen from the scoring camera."""
+        frames = read_frames(path, self.image_size)
+        return self.embed_frames(frames[-1:])[0]
+
+    @torch.inference_mode()
+    def score_chunks(
+        self, chunks: Iterable[np.ndarray], goal: torch.Tensor | None = None, batch_size: int = 256
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Stream (mu, sigma) for chunks of (N, S, S, 3) uint8 frames at the model's size. The first frame
+        of the first chunk is the initial frame that progress is measured from."""
+        initial = None
+        for chunk in chunks:
+            for start in range(0, len(chunk), batch_size):
+                z = self.head.embed(frames_to_tensor(chunk[start : start + batch_size], self.device))  # (B, D)
+                if initial is None:
+                    initial = z[0]
+                mu, sigma = self.head.predict(z, initial, goal)
+                yield mu.float().cpu().numpy(), sigma.float().cpu().numpy()
+
+    def score(
+        self, video: str | os.PathLike | VideoSource | np.ndarray, goal: torch.Tensor | None = None,
+        batch_size: int = 256,
+    ) -> Rewards:
+        """Rewards for every frame of a video file / frame folder, or of a uint8 array (T, H, W, 3)."""
+        if isinstance(video, np.ndarray):
+            frames = _as_rgb_frames(video)
+            resized = np.stack([crop_resize(f, self.image_size) for f in frames])
+            chunks: Iterable[np.ndarray] = [resized]
+            fps = None
+        else:
+            chunks = iter_frames(video, self.image_size, chunk=batch_size)
+            fps = probe(video).fps
+        parts = list(self.score_chunks(chunks, goal, batch_size))
+        mu = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.float32)
+        sigma = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.float32)
+        return Rewards(mu, sigma, None, fps)
+
+    def describe(self) -> str:
+        enc = self.config.get("encoder", {}).get("name", "-")
+        return f"{self.config['head']} head, {enc} encoder, {self.image_size}px frames"
+
+
+def head_config_dict(head: nn.Module) -> dict[str, Any]:
+    return asdict(head.config)
+
+
+def load(directory: str | os.PathLike, device: str | torch.device = "cpu") -> RewardModel:
+    """Load a model folder written by `v2r train` (model.safetensors + config.json)."""
+    return RewardModel.load(directory, device)

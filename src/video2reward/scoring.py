@@ -1,0 +1,157 @@
+"""Scoring folders of videos with a reward model: JSONL out, plots, and evaluation on a labelled data folder.
+
+This is what `v2r score` and `v2r eval` call; the CLI only parses and prints.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from video2reward.errors import V2RError, VideoError
+from video2reward.evaluation import EvalResult, evaluate, load_labels
+from video2reward.plots import plot_reward_curve, thumbnail_indices
+from video2reward.rewards.model import RewardModel, Rewards
+from video2reward.video.io import VideoSource, find_videos, iter_frames
+
+
+@dataclass
+class ScoredVideo:
+    source: VideoSource
+    rewards: Rewards
+
+
+@dataclass
+class ScoreReport:
+    videos: list[ScoredVideo] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    frames: int = 0
+    seconds: float = 0.0
+
+    @property
+    def frames_per_second(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else float("nan")
+
+
+def _plot_name(name: str) -> str:
+    """A file name for a video's plot that stays unique across folders: a/b/ep_0.mp4 -> a__b__ep_0.png."""
+    parts = [p for p in Path(name).with_suffix("").parts if p not in ("", ".", "..", "/")]
+    return "__".join(parts[-3:]) + ".png"
+
+
+def _thumbnails(source: VideoSource, num_frames: int, size: int = 64) -> tuple[np.ndarray, list[int]]:
+    """Small frames at evenly spaced indices, decoded in one streaming pass."""
+    wanted = thumbnail_indices(num_frames, 8)
+    picked, index = [], 0
+    for chunk in iter_frames(source, size):
+        for frame in chunk:
+            if index in wanted:
+                picked.append(frame)
+            index += 1
+    return np.stack(picked), wanted[: len(picked)]
+
+
+def score_videos(
+    model: RewardModel,
+    paths: Sequence[str | os.PathLike],
+    goal=None,
+    skip_bad: bool = False,
+    plot_dir: str | os.PathLike | None = None,
+    on_video: Callable[[ScoredVideo], None] | None = None,
+    progress: bool = True,
+) -> ScoreReport:
+    """Score every video under `paths`. A video that fails to decode raises VideoError, or with `skip_bad`
+    is listed in `report.skipped` and the rest go on."""
+    sources = find_videos(paths)
+    report = ScoreReport()
+    bar = tqdm(sources, desc="scoring", unit="video", disable=not progress, dynamic_ncols=True)
+    for source in bar:
+        t0 = time.perf_counter()
+        try:
+            rewards = model.score(source, goal=goal)
+        except VideoError as exc:
+            if not skip_bad:
+                raise
+            report.skipped.append((source.name, str(exc)))
+            continue
+        report.seconds += time.perf_counter() - t0
+        report.frames += len(rewards)
+        scored = ScoredVideo(source, rewards)
+        report.videos.append(scored)
+        if plot_dir is not None:
+            thumbs, idx = _thumbnails(source, len(rewards))
+            plot_reward_curve(Path(plot_dir) / _plot_name(source.name), rewards.mu, thumbs, idx,
+                              sigma=rewards.sigma, title=source.name, fps=rewards.fps)
+        if on_video is not None:
+            on_video(scored)
+        bar.set_postfix(frames_per_s=f"{report.frames_per_second:.0f}")
+    return report
+
+
+def _round(values: np.ndarray) -> list[float]:
+    return [float(f"{v:.6g}") for v in np.asarray(values, dtype=np.float64)]
+
+
+def jsonl_record(scored: ScoredVideo) -> dict:
+    """{"video": name as the user gave it, "rewards": one per decoded frame, "sigma": ..., "fps": ...}."""
+    r = scored.rewards
+    record = {"video": scored.source.name, "rewards": _round(r.mu), "sigma": _round(r.sigma), "fps": r.fps}
+    if r.success_prob is not None:
+        record["success_prob"] = _round(r.success_prob)
+    return record
+
+
+def score_to_jsonl(
+    model: RewardModel, paths: Sequence[str | os.PathLike], out: str | os.PathLike, **kwargs
+) -> ScoreReport:
+    """Score videos and write one JSON object per line to `out` (atomically: a killed run leaves no
+    half-written file)."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            report = score_videos(model, paths, on_video=lambda s: f.write(json.dumps(jsonl_record(s)) + "\n"),
+                                  **kwargs)
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return report
+
+
+def _relative_key(source: VideoSource, data_dir: Path) -> str:
+    return Path(os.path.relpath(source.path, data_dir)).as_posix()
+
+
+def evaluate_data_dir(
+    model: RewardModel, data_dir: str | os.PathLike, skip_bad: bool = False, progress: bool = True,
+) -> tuple[EvalResult, dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Score DATA_DIR/test_expert and DATA_DIR/test_fail and compute VOC, AUROC and (with DATA_DIR/labels.json)
+    the Spearman correlation with the environment's dense signal. Returns (result, expert, failed), the
+    latter two mapping a video's path relative to DATA_DIR to its rewards."""
+    data_dir = Path(data_dir)
+    missing = [s for s in ("test_expert", "test_fail") if not (data_dir / s).is_dir()]
+    if missing:
+        raise V2RError(f"{data_dir}: needs the folders test_expert/ and test_fail/ (missing: {', '.join(missing)})")
+    split_rewards: dict[str, dict[str, np.ndarray]] = {}
+    for split in ("test_expert", "test_fail"):
+        report = score_videos(model, [data_dir / split], skip_bad=skip_bad, progress=progress)
+        split_rewards[split] = {_relative_key(s.source, data_dir): s.rewards.mu for s in report.videos}
+    labels = load_labels(data_dir)
+    dense = None
+    if labels is not None:
+        videos = labels.get("videos", {})
+        dense = {k: videos[k]["dense"] for split in split_rewards.values() for k in split
+                 if k in videos and "dense" in videos[k]}
+        dense = dense or None
+    expert, failed = split_rewards["test_expert"], split_rewards["test_fail"]
+    return evaluate(expert, failed, dense), expert, failed

@@ -1,0 +1,284 @@
+"""The one training loop, and `train_reward_model`, which feeds it demonstrations.
+
+`train_loop` takes any module whose `forward(batch) -> (loss, metrics)`, a function that draws a batch
+from a torch.Generator, and an optimizer; it owns the learning-rate schedule (linear warm-up, cosine
+decay), gradient clipping, the NaN check, the progress bar and resumable checkpoints. Objectives and
+reward heads bring only their loss.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+from tqdm import tqdm
+
+from video2reward.config import TrainConfig, resolve_device
+from video2reward.encoders import build_encoder
+from video2reward.errors import ConfigError, V2RError
+from video2reward.model_files import load_tensors, read_json, save_tensors, write_json
+from video2reward.rewards.model import RewardModel, head_config_dict
+from video2reward.rewards.pixel_ridge import PixelRidge, PixelRidgeConfig
+from video2reward.rewards.progress import ProgressConfig, ProgressHead
+from video2reward.video.augment import FrameAugment
+from video2reward.video.dataset import Demonstration, load_demonstrations
+from video2reward.video.sampling import TripletSampler
+
+
+class TrainingError(V2RError):
+    """Training cannot go on (the loss became NaN/inf, a checkpoint does not fit the run, ...)."""
+
+
+def warmup_cosine(step: int, warmup: int, total: int) -> float:
+    """Learning-rate multiplier: linear warm-up to 1, then cosine decay to 0 at `total`."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+@dataclass
+class Checkpointer:
+    """Resumable state in `directory`: weights + optimizer tensors + RNG in safetensors, the rest in JSON."""
+
+    directory: Path
+    every: int
+    run_config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def tensors_path(self) -> Path:
+        return self.directory / "state.safetensors"
+
+    @property
+    def json_path(self) -> Path:
+        return self.directory / "state.json"
+
+    def save(self, step: int, module: nn.Module, optimizer: torch.optim.Optimizer, generator: torch.Generator) -> None:
+        opt = optimizer.state_dict()
+        tensors = {f"model.{k}": v for k, v in module.state_dict().items()}
+        for idx, state in opt["state"].items():
+            for key, value in state.items():
+                tensors[f"optim.{idx}.{key}"] = torch.as_tensor(value)
+        tensors["rng"] = generator.get_state()
+        save_tensors(self.tensors_path, tensors)  # tensors first: the JSON names a complete step
+        write_json(self.json_path, {"step": step, "param_groups": opt["param_groups"], "config": self.run_config})
+
+    def exists(self) -> bool:
+        return self.json_path.exists() and self.tensors_path.exists()
+
+    def load(self, module: nn.Module, optimizer: torch.optim.Optimizer, generator: torch.Generator) -> int:
+        meta = read_json(self.json_path)
+        if meta.get("config") != self.run_config:
+            raise TrainingError(
+                f"{self.json_path}: this checkpoint was written by a run with other settings; resume with the "
+                f"same options, or start afresh without --resume (or with another --out)"
+            )
+        tensors = load_tensors(self.tensors_path)
+        module.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        state: dict[int, dict[str, torch.Tensor]] = {}
+        for key, value in tensors.items():
+            if key.startswith("optim."):
+                _, idx, name = key.split(".", 2)
+                state.setdefault(int(idx), {})[name] = value
+        optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+        generator.set_state(tensors["rng"])
+        return int(meta["step"])
+
+
+class _StopRequest:
+    """Turns the first Ctrl-C (SIGINT) into a request to stop at the next step boundary, so the checkpoint
+    written then is a clean one; a second Ctrl-C interrupts at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self) -> "_StopRequest":
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+def train_loop(
+    module: nn.Module,
+    sample: Callable[[torch.Generator], Any],
+    optimizer: torch.optim.Optimizer,
+    steps: int,
+    generator: torch.Generator,
+    warmup: int = 100,
+    checkpointer: Checkpointer | None = None,
+    start_step: int = 0,
+    grad_clip: float = 1.0,
+    progress: bool = True,
+    desc: str = "training",
+) -> dict[str, float]:
+    """Run optimisation steps `start_step` .. `steps - 1`; returns the last metrics (smoothed).
+
+    The learning rate is a pure function of the step, the batch a pure function of the generator state,
+    so a run resumed from a checkpoint continues exactly as the uninterrupted run would have."""
+    for group in optimizer.param_groups:
+        group.setdefault("initial_lr", group["lr"])  # the peak lr; restored from a checkpoint on resume
+    smoothed: dict[str, float] = {}
+    module.train()
+    bar = tqdm(range(start_step, steps), desc=desc, unit="step", disable=not progress, initial=start_step,
+               total=steps, dynamic_ncols=True)
+    last_saved = start_step
+    t0 = time.perf_counter()
+    with _StopRequest() as stop, bar:
+        for step in bar:
+            for group in optimizer.param_groups:
+                group["lr"] = group["initial_lr"] * warmup_cosine(step, warmup, steps)
+            batch = sample(generator)
+            loss, metrics = module(batch)
+            if not torch.isfinite(loss):
+                where = (f"; the last good checkpoint (step {last_saved}) is in {checkpointer.directory}, "
+                         f"continue from it with --resume") if checkpointer and checkpointer.exists() else ""
+                raise TrainingError(f"loss became {loss.item()} at step {step}{where}; try a lower --lr")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if grad_clip:
+                nn.utils.clip_grad_norm_(module.parameters(), grad_clip)
+            optimizer.step()
+            for k, v in metrics.items():  # exponential moving average for a readable bar
+                smoothed[k] = v if k not in smoothed else 0.95 * smoothed[k] + 0.05 * v
+            if step % 10 == 0:
+                rate = (step + 1 - start_step) / max(time.perf_counter() - t0, 1e-9)
+                bar.set_postfix({**{k: f"{v:.4f}" for k, v in smoothed.items()}, "it/s": f"{rate:.1f}"})
+            done = step + 1
+            if checkpointer and done < steps and (done % checkpointer.every == 0 or stop.requested):
+                checkpointer.save(done, module, optimizer, generator)
+                last_saved = done
+            if stop.requested and done < steps:
+                where = (f"; state saved in {checkpointer.directory}: run the same command with --resume to "
+                         f"continue") if checkpointer else ""
+                raise TrainingError(f"interrupted at step {done} of {steps}{where}")
+    return smoothed
+
+
+def check_writable(directory: Path) -> None:
+    """Fail before hours of work, not after: the output folder must be creatable and writable."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe = directory / ".v2r-write-test"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"{directory}: cannot write the model here ({exc.strerror}); choose another --out") from exc
+
+
+@dataclass
+class TrainResult:
+    model: RewardModel
+    seconds: float
+    num_videos: int
+    num_frames: int
+    skipped: list[tuple[str, str]]
+    metrics: dict[str, float]
+
+
+def _frames_float(frames: torch.Tensor) -> torch.Tensor:
+    return frames.float().div_(255.0)
+
+
+def _fit_pixel_ridge(demos: Sequence[Demonstration], config: TrainConfig) -> tuple[nn.Module, dict[str, float]]:
+    head = PixelRidge(PixelRidgeConfig(components=config.pca_components, alpha=config.ridge_alpha))
+    frames = torch.cat([_frames_float(d.frames) for d in demos])
+    targets = torch.cat([d.progress for d in demos])
+    return head, head.fit(frames, targets)
+
+
+def _fit_progress(
+    demos: Sequence[Demonstration], config: TrainConfig, device: torch.device, out: Path, resume: bool,
+    progress: bool,
+) -> tuple[nn.Module, dict[str, float]]:
+    encoder = build_encoder(config.encoder, config.image_size)
+    head = ProgressHead(encoder, ProgressConfig(sigma_min=config.sigma_min)).to(device)
+    sampler = TripletSampler(
+        list(demos), frames_per_video=config.frames_per_video,
+        videos_per_batch=max(1, config.batch_size // config.frames_per_video),
+        triplets_per_video=config.triplets_per_video,
+    )
+    augment = FrameAugment() if config.augment else None
+
+    def sample(generator: torch.Generator):
+        batch = sampler.sample(generator)
+        frames = _frames_float(batch.frames)  # (N, 3, S, S)
+        if augment is not None:
+            frames = augment(frames, generator)
+        batch.frames = frames
+        return batch.to(device)
+
+    optimizer = torch.optim.AdamW(head.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    generator = torch.Generator().manual_seed(config.seed)
+    checkpointer = Checkpointer(out / "checkpoint", config.checkpoint_every, asdict(config))
+    start = 0
+    if resume:
+        if not checkpointer.exists():
+            raise TrainingError(f"--resume: no checkpoint in {checkpointer.directory}; run without --resume")
+        start = checkpointer.load(head, optimizer, generator)
+    metrics = train_loop(head, sample, optimizer, config.steps, generator, warmup=config.warmup_steps,
+                         checkpointer=checkpointer, start_step=start, progress=progress, desc="training progress")
+    head.eval()
+    goal_frames = torch.stack([d.frames[-1] for d in demos])  # (V, 3, S, S): the task done, per demo
+    head.set_goal(_frames_float(goal_frames).to(device))
+    return head, metrics
+
+
+def train_reward_model(
+    paths: Sequence[str | os.PathLike], out: str | os.PathLike, config: TrainConfig | None = None,
+    resume: bool = False, skip_bad: bool = False, progress: bool = True,
+) -> TrainResult:
+    """Train a reward model on every video under `paths` (each a successful demonstration); save it to `out`."""
+    config = config or TrainConfig()
+    out = Path(out)
+    if config.image_size < 16:
+        raise ConfigError(f"--image-size {config.image_size}: use at least 16 pixels")
+    check_writable(out)
+    if config.threads > 0:
+        torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    device = resolve_device(config.device)
+    t0 = time.perf_counter()
+    demos, skipped = load_demonstrations(paths, config.image_size, config.max_frames_per_video, skip_bad, progress)
+    if config.head == "pixel-ridge":
+        head, metrics = _fit_pixel_ridge(demos, config)
+        encoder_info = None
+    elif config.head == "progress":
+        head, metrics = _fit_progress(demos, config, device, out, resume, progress)
+        encoder_info = {"name": config.encoder, "config": asdict(head.encoder.config)}
+    else:
+        raise ConfigError(f"--head {config.head}: unknown head (known: progress, pixel-ridge)")
+    seconds = time.perf_counter() - t0
+    model_config = {
+        "head": config.head,
+        "image_size": config.image_size,
+        "encoder": encoder_info,
+        "head_config": head_config_dict(head),
+        "training": {
+            "config": asdict(config), "seconds": round(seconds, 2), "videos": [d.name for d in demos],
+            "num_frames": int(sum(d.num_frames for d in demos)), "skipped": skipped, "final_metrics": metrics,
+        },
+    }
+    model = RewardModel(head.cpu(), model_config)
+    model.save(out)
+    shutil.rmtree(out / "checkpoint", ignore_errors=True)  # the run finished: nothing left to resume
+    return TrainResult(model, seconds, len(demos), model_config["training"]["num_frames"], skipped, metrics)

@@ -1,0 +1,297 @@
+"""Pixels in and out: streaming decode of video files and frame folders (PyAV, Pillow), square center
+crop + resize to the model's size, and encoding frames back to a file.
+
+Decoding never holds a whole video: `iter_frames` yields fixed-size chunks, so memory stays flat in
+video length. Every failure raises `VideoError` naming the file and what to do about it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+from PIL import Image
+
+from video2reward.errors import VideoError
+
+VIDEO_SUFFIXES = (".mp4", ".webm", ".avi", ".mov", ".mkv", ".m4v", ".gif", ".mpg", ".mpeg", ".ogv")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+FRAME_FOLDER_FPS = 30.0  # a folder of images carries no frame rate; this is what we report for it
+_FIX = "re-encode it (ffmpeg -i IN -c:v libx264 OUT.mp4), remove it, or pass --skip-bad"
+
+
+@dataclass(frozen=True)
+class VideoSource:
+    """One video: a file, or a folder of image frames. `name` is the path as the user named it."""
+
+    path: Path
+    name: str
+
+    @property
+    def is_frame_folder(self) -> bool:
+        return self.path.is_dir() or self.path.suffix.lower() in IMAGE_SUFFIXES
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    fps: float
+    width: int
+    height: int
+
+
+def _natural_key(name: str) -> list:
+    """frame_2.png sorts before frame_10.png."""
+    return [int(tok) if tok.isdigit() else tok.lower() for tok in re.split(r"(\d+)", name)]
+
+
+def _image_files(folder: Path) -> list[Path]:
+    files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+    return sorted(files, key=lambda p: _natural_key(p.name))
+
+
+def find_videos(paths: Sequence[str | os.PathLike]) -> list[VideoSource]:
+    """Every video under `paths`, in a stable order. A path may be a video file, a single image (a 1-frame
+    video), a folder of image frames, or a folder searched recursively for both."""
+    sources: list[VideoSource] = []
+    for given in paths:
+        given_str = os.fspath(given)
+        path = Path(given_str)
+        if not path.exists():
+            raise VideoError(f"{given_str}: no such file or folder")
+        if path.is_file():
+            suffix = path.suffix.lower()
+            if suffix not in VIDEO_SUFFIXES + IMAGE_SUFFIXES:
+                raise VideoError(
+                    f"{given_str}: not a video or image file (known: {', '.join(VIDEO_SUFFIXES + IMAGE_SUFFIXES)})"
+                )
+            sources.append(VideoSource(path, given_str))
+            continue
+        found = _walk_folder(path, given_str)
+        if not found:
+            raise VideoError(
+                f"{given_str}: no videos found (looked recursively for {', '.join(VIDEO_SUFFIXES)} files "
+                f"and folders of {', '.join(IMAGE_SUFFIXES)} frames)"
+            )
+        sources.extend(found)
+    return sources
+
+
+def _walk_folder(folder: Path, given: str) -> list[VideoSource]:
+    if _image_files(folder):  # a folder holding frames is one video
+        return [VideoSource(folder, given)]
+    found: list[VideoSource] = []
+    for child in sorted(folder.iterdir(), key=lambda p: _natural_key(p.name)):
+        child_name = os.path.join(given, child.name)
+        if child.is_dir():
+            found.extend(_walk_folder(child, child_name))
+        elif child.suffix.lower() in VIDEO_SUFFIXES:
+            found.append(VideoSource(child, child_name))
+    return found
+
+
+def _as_source(video: VideoSource | str | os.PathLike) -> VideoSource:
+    if isinstance(video, VideoSource):
+        return video
+    return VideoSource(Path(os.fspath(video)), os.fspath(video))
+
+
+def crop_resize(frame: np.ndarray, size: int | None) -> np.ndarray:
+    """(H, W, 3) uint8 -> (size, size, 3): the largest centered square, resized with area averaging."""
+    if size is None:
+        return frame
+    h, w = frame.shape[:2]
+    side = min(h, w)
+    top, left = (h - side) // 2, (w - side) // 2
+    square = frame[top : top + side, left : left + side]
+    if side == size:
+        return np.ascontiguousarray(square)
+    return np.asarray(Image.fromarray(square).resize((size, size), Image.BOX))
+
+
+def _scaled_dims(width: int, height: int, size: int) -> tuple[int, int]:
+    """Dimensions that make the short side `size` while keeping the aspect ratio."""
+    if width <= height:
+        return size, max(size, round(height * size / width))
+    return max(size, round(width * size / height)), size
+
+
+def _open_container(source: VideoSource):
+    try:
+        if source.path.stat().st_size == 0:
+            raise VideoError(f"{source.name}: file is empty (0 bytes); {_FIX}")
+        container = av.open(str(source.path), mode="r")
+    except VideoError:
+        raise
+    except (av.error.FFmpegError, OSError, UnicodeDecodeError, ValueError) as exc:
+        raise VideoError(f"{source.name}: cannot open as a video ({exc}); {_FIX}") from exc
+    if not container.streams.video:
+        container.close()
+        raise VideoError(f"{source.name}: has no video stream (audio only or not a video); {_FIX}")
+    return container
+
+
+def probe(video: VideoSource | str | os.PathLike) -> VideoInfo:
+    """Frame rate and size without decoding the whole video."""
+    source = _as_source(video)
+    if source.is_frame_folder:
+        files = _image_files(source.path) if source.path.is_dir() else [source.path]
+        if not files:
+            raise VideoError(f"{source.name}: folder holds no image frames")
+        with _open_image(files[0], source) as img:
+            return VideoInfo(FRAME_FOLDER_FPS, img.width, img.height)
+    with _open_container(source) as container:
+        stream = container.streams.video[0]
+        rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+        fps = float(rate) if rate else FRAME_FOLDER_FPS
+        return VideoInfo(fps, stream.codec_context.width, stream.codec_context.height)
+
+
+def _open_image(file: Path, source: VideoSource) -> Image.Image:
+    try:
+        img = Image.open(file)
+        img.load()
+        return img
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise VideoError(f"{source.name}: cannot read frame {file.name} ({exc}); {_FIX}") from exc
+
+
+def _image_to_rgb(img: Image.Image) -> np.ndarray:
+    """Any Pillow mode (8/16-bit gray, RGBA, palette, ...) -> (H, W, 3) uint8."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(img).astype(np.float32)
+        peak = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
+        gray = np.clip(arr * (255.0 / peak) + 0.5, 0, 255).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=2)
+    if img.mode == "F":
+        gray = np.clip(np.asarray(img) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return np.repeat(gray[..., None], 3, axis=2)
+    return np.asarray(img.convert("RGB"))
+
+
+def _iter_folder_frames(source: VideoSource, size: int | None) -> Iterator[np.ndarray]:
+    files = _image_files(source.path) if source.path.is_dir() else [source.path]
+    if not files:
+        raise VideoError(f"{source.name}: folder holds no image frames")
+    first_shape = None
+    for file in files:
+        with _open_image(file, source) as img:
+            rgb = _image_to_rgb(img)
+        if size is None:  # native size: every frame must agree
+            first_shape = first_shape or rgb.shape
+            if rgb.shape != first_shape:
+                raise VideoError(
+                    f"{source.name}: frame {file.name} is {rgb.shape[1]}x{rgb.shape[0]}, the first frame is "
+                    f"{first_shape[1]}x{first_shape[0]}; give a size to crop and resize every frame"
+                )
+        yield crop_resize(rgb, size)
+
+
+def _iter_file_frames(source: VideoSource, size: int | None) -> Iterator[np.ndarray]:
+    with _open_container(source) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        count = 0
+        try:
+            for frame in container.decode(stream):
+                if size is None:
+                    rgb = frame.to_ndarray(format="rgb24")
+                else:
+                    w, h = _scaled_dims(frame.width, frame.height, size)
+                    rgb = frame.reformat(width=w, height=h, format="rgb24", interpolation="AREA").to_ndarray()
+                    rgb = crop_resize(rgb, size)
+                count += 1
+                yield rgb
+        except av.error.FFmpegError as exc:
+            if count == 0:
+                raise VideoError(f"{source.name}: cannot decode any frame ({exc}); {_FIX}") from exc
+            raise VideoError(
+                f"{source.name}: decoding failed after {count} frames ({exc}); the file is probably "
+                f"truncated; {_FIX}"
+            ) from exc
+        if count == 0:
+            raise VideoError(f"{source.name}: decoded 0 frames; {_FIX}")
+
+
+def iter_frames(
+    video: VideoSource | str | os.PathLike, size: int | None = None, chunk: int = 256
+) -> Iterator[np.ndarray]:
+    """Yield (N, S, S, 3) uint8 chunks of at most `chunk` frames, in decode order; S = `size`, or the
+    native (H, W) when `size` is None. Every frame PyAV decodes appears exactly once."""
+    source = _as_source(video)
+    frames = _iter_folder_frames(source, size) if source.is_frame_folder else _iter_file_frames(source, size)
+    buffer: list[np.ndarray] = []
+    for frame in frames:
+        buffer.append(frame)
+        if len(buffer) == chunk:
+            yield np.stack(buffer)
+            buffer = []
+    if buffer:
+        yield np.stack(buffer)
+
+
+def read_frames(video: VideoSource | str | os.PathLike, size: int | None = None) -> np.ndarray:
+    """The whole video as (T, S, S, 3) uint8. For long videos prefer `iter_frames`."""
+    return np.concatenate(list(iter_frames(video, size)), axis=0)
+
+
+_CODECS = {  # suffix -> (codec, pixel format)
+    ".mp4": ("libx264", "yuv420p"),
+    ".m4v": ("libx264", "yuv420p"),
+    ".mov": ("libx264", "yuv420p"),
+    ".mkv": ("libx264", "yuv420p"),
+    ".avi": ("mpeg4", "yuv420p"),
+    ".webm": ("libvpx-vp9", "yuv420p"),
+    ".gif": ("gif", "rgb8"),
+}
+
+
+def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: float = 30.0) -> int:
+    """Encode (H, W, 3) uint8 frames to `path`; the codec follows the suffix (.mp4 is H.264 at high quality).
+    A path without a suffix becomes a folder of numbered PNG frames. Odd sizes are padded by edge
+    replication to even (the chroma subsampling of yuv420p needs it). Returns the number of frames."""
+    path = Path(path)
+    if path.suffix == "":
+        path.mkdir(parents=True, exist_ok=True)
+        n = 0
+        for n, frame in enumerate(frames, start=1):
+            Image.fromarray(np.asarray(frame, dtype=np.uint8)).save(path / f"frame_{n - 1:06d}.png")
+        return n
+    suffix = path.suffix.lower()
+    if suffix not in _CODECS:
+        raise VideoError(f"{path}: cannot write {suffix} (known: {', '.join(_CODECS)})")
+    codec, pix_fmt = _CODECS[suffix]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    n = 0
+    with av.open(str(path), mode="w") as container:
+        stream = None
+        for frame in frames:
+            frame = np.asarray(frame, dtype=np.uint8)
+            if frame.ndim == 2:
+                frame = np.repeat(frame[..., None], 3, axis=2)
+            if pix_fmt == "yuv420p" and (frame.shape[0] % 2 or frame.shape[1] % 2):
+                frame = np.pad(frame, ((0, frame.shape[0] % 2), (0, frame.shape[1] % 2), (0, 0)), mode="edge")
+            if stream is None:
+                stream = container.add_stream(codec, rate=_rate(fps))
+                stream.width, stream.height = frame.shape[1], frame.shape[0]
+                stream.pix_fmt = pix_fmt
+                if codec == "libx264":
+                    stream.options = {"crf": "18", "preset": "veryfast"}
+            for packet in stream.encode(av.VideoFrame.from_ndarray(frame[..., :3], format="rgb24")):
+                container.mux(packet)
+            n += 1
+        if stream is None:
+            raise VideoError(f"{path}: no frames to write")
+        for packet in stream.encode():
+            container.mux(packet)
+    return n
+
+
+def _rate(fps: float):
+    from fractions import Fraction
+
+    return Fraction(fps).limit_denominator(1001)

@@ -1,0 +1,104 @@
+"""Training batches of (initial, current, goal) frame triplets that share their frames.
+
+One batch draws a few frames from each of a few demonstrations; the model encodes those frames once and
+forms many triplets i < c < g from them by indexing. The progress target of a triplet is the normalised
+time of the current frame between the initial and the goal:  p = (t_c - t_i) / (t_g - t_i).
+
+At scoring time the initial frame is the scored video's first frame and the goal is the end of a
+successful demonstration, so triplets start at the first frame and end at the last frame often, and
+a goal at the last frame is sometimes swapped for the last frame of *another* demonstration (which
+teaches the model that 'goal' means 'the task done', not 'this exact image').
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from video2reward.video.dataset import Demonstration
+
+
+@dataclass
+class TripletBatch:
+    frames: torch.Tensor  # (N, 3, S, S) uint8: every frame to encode once
+    initial: torch.Tensor  # (K,) long: index into frames
+    current: torch.Tensor  # (K,) long
+    goal: torch.Tensor  # (K,) long
+    progress: torch.Tensor  # (K,) float target in [0, 1]
+    gap: torch.Tensor  # (K,) float: t_g - t_i in original frames (the target std shrinks with it)
+
+    def to(self, device: torch.device) -> "TripletBatch":
+        return TripletBatch(*(getattr(self, f).to(device) for f in self.__dataclass_fields__))
+
+
+@dataclass
+class TripletSampler:
+    demos: list[Demonstration]
+    frames_per_video: int = 16
+    videos_per_batch: int = 8
+    triplets_per_video: int = 48
+    p_first: float = 0.5  # chance that the initial frame is the video's first frame
+    p_last: float = 0.5  # chance that the goal is the video's last frame
+    p_other_goal: float = 0.5  # chance that a last-frame goal is swapped for another demo's last frame
+
+    def __post_init__(self) -> None:
+        self.demos = [d for d in self.demos if d.frames.shape[0] >= 3]
+        if not self.demos:
+            raise ValueError("TripletSampler needs at least one demonstration with 3 or more frames")
+
+    def sample(self, generator: torch.Generator) -> TripletBatch:
+        picks = torch.randint(len(self.demos), (self.videos_per_batch,), generator=generator).tolist()
+        frames, initial, current, goal, progress, gap = [], [], [], [], [], []
+        offset = 0
+        for v in picks:
+            demo = self.demos[v]
+            kept = self._frame_positions(demo.frames.shape[0], generator)  # sorted, includes first and last
+            frames.append(demo.frames[kept])
+            times = demo.times[kept]  # (F,)
+            i, c, g = self._triplets(len(kept), generator)  # (K,) positions into kept, i < c < g
+            initial.append(offset + i)
+            current.append(offset + c)
+            goal.append(offset + g)
+            t_i, t_c, t_g = times[i], times[c], times[g]
+            progress.append((t_c - t_i) / (t_g - t_i))  # p = (t_c - t_i) / (t_g - t_i)
+            gap.append(t_g - t_i)
+            offset += len(kept)
+        goal_t = torch.cat(goal)
+        # Final frames of random demonstrations, appended after the sampled frames, as goal images.
+        ends = torch.randint(len(self.demos), (self.videos_per_batch,), generator=generator).tolist()
+        frames.append(torch.stack([self.demos[e].frames[-1] for e in ends]))
+        is_last = self._is_last_frame(goal, frames[:-1])
+        swap = is_last & (torch.rand(goal_t.shape, generator=generator) < self.p_other_goal)
+        other = offset + torch.randint(len(ends), goal_t.shape, generator=generator)
+        goal_t = torch.where(swap, other, goal_t)
+        return TripletBatch(
+            torch.cat(frames), torch.cat(initial), torch.cat(current), goal_t, torch.cat(progress), torch.cat(gap)
+        )
+
+    def _frame_positions(self, length: int, generator: torch.Generator) -> torch.Tensor:
+        """`frames_per_video` distinct sorted positions in [0, length), always with 0 and length - 1."""
+        n = min(self.frames_per_video, length)
+        middle = torch.randperm(length - 2, generator=generator)[: n - 2] + 1
+        return torch.cat([torch.tensor([0]), middle.sort().values, torch.tensor([length - 1])])
+
+    def _triplets(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
+        """K position triplets i < c < g among n sorted positions."""
+        k = self.triplets_per_video
+        ranks = torch.rand(k, n, generator=generator).argsort(dim=1)[:, :3].sort(dim=1).values  # (K, 3)
+        i, c, g = ranks.unbind(dim=1)
+        first = torch.rand(k, generator=generator) < self.p_first
+        last = torch.rand(k, generator=generator) < self.p_last
+        i = torch.where(first, torch.zeros_like(i), i)  # position 0 is the video's first frame
+        g = torch.where(last, torch.full_like(g, n - 1), g)  # position n-1 is the video's last frame
+        # Re-draw the current frame strictly between i and g (both may have moved outward).
+        c = i + 1 + (torch.rand(k, generator=generator) * (g - i - 1)).long()
+        return i, c, g
+
+    @staticmethod
+    def _is_last_frame(goal: list[torch.Tensor], kept_frames: list[torch.Tensor]) -> torch.Tensor:
+        marks, offset = [], 0
+        for g, f in zip(goal, kept_frames):
+            marks.append(g == offset + f.shape[0] - 1)
+            offset += f.shape[0]
+        return torch.cat(marks)

@@ -1,0 +1,129 @@
+"""Video I/O: round trips per format, odd sizes, grayscale/RGBA/16-bit frames, 1-frame videos, bad files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from video2reward.errors import VideoError
+from video2reward.video.io import crop_resize, find_videos, iter_frames, probe, read_frames, write_video
+
+
+def ramp_frames(t: int = 12, h: int = 40, w: int = 56) -> list[np.ndarray]:
+    """Frame k is a flat gray of level 20 * k: easy to recognise after lossy coding."""
+    return [np.full((h, w, 3), (20 * k) % 250, np.uint8) for k in range(t)]
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".webm", ".avi", ".mov", ".mkv", ".gif", ""])
+def test_round_trip_keeps_every_frame_in_order(tmp_path: Path, suffix: str) -> None:
+    path = tmp_path / f"clip{suffix or '_frames'}"
+    frames = ramp_frames()
+    assert write_video(path, frames, fps=10) == len(frames)
+    decoded = read_frames(path)
+    assert decoded.shape[0] == len(frames)
+    levels = decoded.astype(float).mean(axis=(1, 2, 3))
+    np.testing.assert_allclose(levels, [f.mean() for f in frames], atol=4)
+    assert probe(path).fps > 0
+
+
+@pytest.mark.parametrize("h, w", [(37, 51), (51, 37), (17, 17), (240, 360)])
+def test_odd_sizes_are_cropped_and_resized_to_square(tmp_path: Path, h: int, w: int) -> None:
+    path = tmp_path / "odd.mp4"
+    write_video(path, ramp_frames(5, h, w), fps=5)
+    out = read_frames(path, size=32)
+    assert out.shape == (5, 32, 32, 3) and out.dtype == np.uint8
+
+
+def test_one_frame_video(tmp_path: Path) -> None:
+    path = tmp_path / "one.mp4"
+    write_video(path, ramp_frames(1), fps=30)
+    assert read_frames(path, size=16).shape == (1, 16, 16, 3)
+
+
+def test_frame_folder_modes_gray_rgba_16bit(tmp_path: Path) -> None:
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    Image.fromarray(np.full((20, 30), 100, np.uint8), mode="L").save(folder / "f_1.png")
+    rgba = np.zeros((20, 30, 4), np.uint8)
+    rgba[..., 0], rgba[..., 3] = 200, 255
+    Image.fromarray(rgba, mode="RGBA").save(folder / "f_2.png")
+    Image.fromarray(np.full((20, 30), 65535, np.uint16)).save(folder / "f_10.png")  # 16-bit gray
+    out = read_frames(folder, size=8)
+    assert out.shape == (3, 8, 8, 3)
+    np.testing.assert_array_equal(out[0], 100)  # gray -> three equal channels
+    np.testing.assert_array_equal(out[1][..., 0], 200)  # alpha dropped, red kept
+    np.testing.assert_array_equal(out[2], 255)  # 16-bit full scale -> 255, natural order puts f_10 last
+
+
+def test_crop_resize_takes_the_center_square() -> None:
+    frame = np.zeros((10, 30, 3), np.uint8)
+    frame[:, 10:20] = 255  # the centre 10x10 square is white, the sides black
+    np.testing.assert_array_equal(crop_resize(frame, 5), 255)
+
+
+def test_iter_frames_streams_bounded_chunks(tmp_path: Path) -> None:
+    path = tmp_path / "long.mp4"
+    write_video(path, ramp_frames(25, 16, 16), fps=25)
+    sizes = [len(c) for c in iter_frames(path, 16, chunk=8)]
+    assert sizes == [8, 8, 8, 1]
+
+
+def test_empty_file_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "empty.mp4"
+    path.write_bytes(b"")
+    with pytest.raises(VideoError, match="empty.mp4.*empty"):
+        read_frames(path)
+
+
+def test_corrupt_file_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "corrupt.mp4"
+    path.write_bytes(np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8).tobytes())
+    with pytest.raises(VideoError, match="corrupt.mp4"):
+        read_frames(path)
+
+
+def test_truncated_file_decodes_a_prefix_or_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "whole.mp4"
+    write_video(path, ramp_frames(30, 32, 32), fps=10)
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    try:
+        frames = read_frames(cut)
+    except VideoError as exc:
+        assert "cut.mp4" in str(exc)
+    else:
+        assert 0 < len(frames) <= 30
+
+
+def test_find_videos_names_files_as_given(tmp_path: Path) -> None:
+    (tmp_path / "data" / "sub").mkdir(parents=True)
+    write_video(tmp_path / "data" / "b.mp4", ramp_frames(2), fps=5)
+    write_video(tmp_path / "data" / "sub" / "a.gif", ramp_frames(2), fps=5)
+    write_video(tmp_path / "data" / "sub" / "frames", ramp_frames(2), fps=5)
+    (tmp_path / "data" / "notes.txt").write_text("not a video")
+    given = os.path.join(str(tmp_path), "data")
+    names = [s.name for s in find_videos([given])]
+    assert names == [os.path.join(given, "b.mp4"), os.path.join(given, "sub", "a.gif"),
+                     os.path.join(given, "sub", "frames")]
+    assert [s.name for s in find_videos([names[0]])] == [names[0]]
+
+
+def test_find_videos_errors(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(VideoError, match="empty.*no videos found"):
+        find_videos([tmp_path / "empty"])
+    with pytest.raises(VideoError, match="missing.mp4.*no such file"):
+        find_videos([tmp_path / "missing.mp4"])
+    (tmp_path / "a.txt").write_text("x")
+    with pytest.raises(VideoError, match="a.txt.*not a video"):
+        find_videos([tmp_path / "a.txt"])
+
+
+def test_unicode_and_space_paths(tmp_path: Path) -> None:
+    path = tmp_path / "vidéos à tester" / "épisode 1.mp4"
+    write_video(path, ramp_frames(3), fps=5)
+    assert read_frames(path, size=8).shape == (3, 8, 8, 3)
