@@ -36,6 +36,10 @@ class TrainConfig:
     lr: float = _help(2e-3, "peak AdamW learning rate (linear warm-up, then cosine decay)")
     weight_decay: float = _help(1e-4, "AdamW weight decay")
     warmup_steps: int = _help(100, "linear learning-rate warm-up steps")
+    motion_gap: int = _help(2, "the head also sees how the frame's features changed since `motion_gap` frames "
+                            "earlier (frame t-k; frame 0 for the first frames), so speed and direction, not "
+                            "just pose, inform progress (swing-ups pass the same pose early and late); "
+                            "0 = read single frames")
     sigma_min: float = _help(0.02, "floor of the target progress std; the target std is max(sigma_min, "
                              "0.5 / (goal - initial)) so it shrinks as the frame gap grows")
     augment: bool = _help(True, "random shift, color jitter and noise on training frames")

@@ -211,11 +211,13 @@ def _fit_progress(
     progress: bool,
 ) -> tuple[nn.Module, dict[str, float]]:
     encoder = build_encoder(config.encoder, config.image_size)
-    head = ProgressHead(encoder, ProgressConfig(sigma_min=config.sigma_min)).to(device)
+    head = ProgressHead(encoder, ProgressConfig(sigma_min=config.sigma_min, motion_gap=config.motion_gap))
+    head = head.to(device)
+    per_video = config.frames_per_video * (2 if config.motion_gap > 0 else 1)  # motion partners are encoded too
     sampler = TripletSampler(
         list(demos), frames_per_video=config.frames_per_video,
-        videos_per_batch=max(1, config.batch_size // config.frames_per_video),
-        triplets_per_video=config.triplets_per_video,
+        videos_per_batch=max(1, config.batch_size // per_video),
+        triplets_per_video=config.triplets_per_video, motion_gap=config.motion_gap,
     )
     augment = FrameAugment() if config.augment else None
 

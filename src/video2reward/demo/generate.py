@@ -8,7 +8,8 @@ Layout, for each task::
     OUT/<task>/labels.json                 per video: split, success, policy, dense signal per frame
 
 Every episode draws its randomness from a seed derived from (seed, task, split, index, attempt), so
-the same seed gives the same labels and the same frames. An expert episode that fails, or a failure
+the same seed gives the same labels and renders the same frames (whether the encoded files are then
+bit-identical is up to `write_video`'s encoder settings). An expert episode that fails, or a failure
 episode that succeeds, is redrawn with the next attempt number. A failure episode runs exactly as many
 steps as the expert needs from the same start state, so lengths tell successes and failures apart no
 better than chance.
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -168,6 +170,14 @@ def _check_args(tasks: Sequence[str], counts: dict[str, int], short_side: int) -
     return [TASKS[name] for name in dict.fromkeys(tasks)]
 
 
+def labels_json(labels: dict[str, Any]) -> str:
+    """labels.json text: indented, but each list of numbers on one line (a few hundred lines, not thousands).
+    Only lists broken over lines are joined; JSON strings never hold a raw newline, so they stay as they are."""
+    text = json.dumps(labels, indent=1)
+    number_list = re.compile(r"\[\n\s*([-+0-9.eE,\s]+?)\n\s*\]")
+    return number_list.sub(lambda m: "[" + " ".join(m.group(1).split()) + "]", text) + "\n"
+
+
 def _clear_old_videos(task_dir: Path) -> None:
     """Remove ep_*.mp4 left by an earlier run in the split folders, so labels.json covers every video."""
     for split in SPLITS:
@@ -206,7 +216,7 @@ def generate_demo_data(
             videos: dict[str, dict[str, Any]] = {}
             try:
                 for split, index, kind in _split_plan(task, n_train, n_test_expert, n_test_fail):
-                    bar.set_postfix_str(f"{task.name}/{split}")
+                    bar.set_postfix_str(f"{task.name}/{split}", refresh=False)
                     episode = make_episode(env, task, kind, seed, split, index, short_side)
                     relative = f"{split}/ep_{index:03d}.mp4"
                     num_frames = write_video(task_dir / relative, episode.frames, fps)
@@ -214,7 +224,7 @@ def generate_demo_data(
                         "split": split,
                         "success": episode.success,
                         "policy": kind,
-                        "dense": [round(value, 6) for value in episode.dense],
+                        "dense": [round(value, 6) + 0.0 for value in episode.dense],  # + 0.0: no -0.0
                         "num_frames": num_frames,
                     }
                     bar.update(1)
@@ -228,6 +238,6 @@ def generate_demo_data(
                 "dense_signal": task.dense_signal,
                 "videos": videos,
             }
-            (task_dir / "labels.json").write_text(json.dumps(labels, indent=1) + "\n", encoding="utf-8")
+            (task_dir / "labels.json").write_text(labels_json(labels), encoding="utf-8")
             folders[task.name] = task_dir
     return folders

@@ -61,20 +61,16 @@ def run_task(
     """Train on task_dir/train, score the test splits, evaluate: one row of the quality table."""
     trained = train_reward_model([task_dir / "train"], model_dir, config, progress=progress)
     model = trained.model
-    if rewards_path is not None:  # timed separately: the end-to-end scoring speed (decode included)
-        report = score_to_jsonl(model, [task_dir / "test_expert", task_dir / "test_fail"], rewards_path,
-                                plot_dir=plot_dir, progress=progress)
-        t0, frames = time.perf_counter(), 0
-    else:
-        report = None
-    t0 = time.perf_counter()
+    if rewards_path is not None:
+        score_to_jsonl(model, [task_dir / "test_expert", task_dir / "test_fail"], rewards_path,
+                       plot_dir=plot_dir, progress=progress)
+    t0 = time.perf_counter()  # scoring speed end to end: decode + model, every test video
     result, expert, failed = evaluate_data_dir(model, task_dir, progress=progress)
     seconds = time.perf_counter() - t0
     frames = sum(len(r) for r in expert.values()) + sum(len(r) for r in failed.values())
     write_json(model_dir / "eval.json", json.loads(result.to_json()))
     if plot_dir is not None:
         plot_eval_summary(plot_dir / "eval.png", result, expert, failed)
-    del report
     return QualityRow(task_dir.name, config.head, result.voc, result.auroc, result.dense_spearman,
                       trained.seconds, frames / seconds)
 

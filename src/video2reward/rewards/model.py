@@ -113,13 +113,30 @@ class RewardModel:
         """Stream (mu, sigma) for chunks of (N, S, S, 3) uint8 frames at the model's size. The first frame
         of the first chunk is the initial frame that progress is measured from."""
         initial = None
+        gap = self.motion_gap
+        history: torch.Tensor | None = None  # features of the last `gap` frames before this batch
+        seen = 0
         for chunk in chunks:
             for start in range(0, len(chunk), batch_size):
                 z = self.head.embed(frames_to_tensor(chunk[start : start + batch_size], self.device))  # (B, D)
                 if initial is None:
                     initial = z[0]
-                mu, sigma = self.head.predict(z, initial, goal)
+                previous = None
+                if gap > 0:  # z of frame max(t - gap, 0) for every frame t of the batch
+                    past = z[:0] if history is None else history
+                    full = torch.cat([past, z])  # (P + B, D): frames seen - P .. seen + B - 1
+                    t = seen + torch.arange(len(z), device=z.device)
+                    idx = (t - gap - (seen - len(past))).clamp(min=0)
+                    previous = torch.where((t - gap >= 0)[:, None], full[idx], initial)
+                    history = full[-gap:]
+                mu, sigma = self.head.predict(z, initial, goal, previous)
+                seen += len(z)
                 yield mu.float().cpu().numpy(), sigma.float().cpu().numpy()
+
+    @property
+    def motion_gap(self) -> int:
+        """Frames between the current frame and its motion partner (0: the head reads single frames)."""
+        return int(getattr(self.head.config, "motion_gap", 0))
 
     def score(
         self, video: str | os.PathLike | VideoSource | np.ndarray, goal: torch.Tensor | None = None,
@@ -140,8 +157,8 @@ class RewardModel:
         return Rewards(mu, sigma, None, fps)
 
     def describe(self) -> str:
-        enc = self.config.get("encoder", {}).get("name", "-")
-        return f"{self.config['head']} head, {enc} encoder, {self.image_size}px frames"
+        encoder = self.config.get("encoder") or {}
+        return f"{self.config['head']} head, {encoder.get('name', 'no')} encoder, {self.image_size}px frames"
 
 
 def head_config_dict(head: nn.Module) -> dict[str, Any]:

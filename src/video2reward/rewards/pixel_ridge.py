@@ -49,8 +49,10 @@ class PixelRidge(nn.Module):
         return (self._pixels(frames) - self.mean) @ self.components.T
 
     def predict(
-        self, current: torch.Tensor, initial: torch.Tensor, goal: torch.Tensor | None = None
+        self, current: torch.Tensor, initial: torch.Tensor, goal: torch.Tensor | None = None,
+        previous: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Reads the current frame alone: initial, goal and previous are accepted and ignored."""
         mu = current @ self.weight + self.bias  # (B,)
         return mu, self.residual_std.expand_as(mu)
 

@@ -23,6 +23,7 @@ SIGMA_FLOOR = 1e-3  # the predicted std never reaches 0, so the KL stays finite
 class ProgressConfig:
     hidden: int = 256  # width of the MLP on the (initial, current, goal) features
     sigma_min: float = 0.02  # floor of the target std
+    motion_gap: int = 0  # > 0: the head also sees z(t) - z(t - gap), the motion of the current frame
 
 
 def normal_kl(mu_p: torch.Tensor, sigma_p: torch.Tensor, mu_q: torch.Tensor, sigma_q: torch.Tensor) -> torch.Tensor:
@@ -44,9 +45,8 @@ class ProgressHead(nn.Module):
         self.config = config or ProgressConfig()
         self.encoder = encoder
         d, h = encoder.dim, self.config.hidden
-        self.mlp = nn.Sequential(
-            nn.Linear(5 * d, h), nn.GELU(), nn.Linear(h, h), nn.GELU(), nn.Linear(h, 2)
-        )
+        n_in = (6 if self.config.motion_gap > 0 else 5) * d
+        self.mlp = nn.Sequential(nn.Linear(n_in, h), nn.GELU(), nn.Linear(h, h), nn.GELU(), nn.Linear(h, 2))
         self.register_buffer("goal", torch.zeros(d))  # mean embedding of the demonstrations' final frames
 
     def embed(self, frames: torch.Tensor) -> torch.Tensor:
@@ -54,15 +54,19 @@ class ProgressHead(nn.Module):
         return self.encoder(frames)
 
     def predict(
-        self, current: torch.Tensor, initial: torch.Tensor, goal: torch.Tensor | None = None
+        self, current: torch.Tensor, initial: torch.Tensor, goal: torch.Tensor | None = None,
+        previous: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Features (B, D) of current frames, (B, D) or (D,) of the initial frame, (B, D) or (D,) of the goal
-        (default: the stored goal embedding) -> mu (B,), sigma (B,)."""
+        (default: the stored goal embedding), and with a motion gap (B, D) of the frames `motion_gap`
+        earlier (default: no motion) -> mu (B,), sigma (B,)."""
         goal = self.goal if goal is None else goal
         initial = initial.expand_as(current)
         goal = goal.expand_as(current)
-        x = torch.cat([initial, current, goal, current - initial, goal - current], dim=-1)  # (B, 5D)
-        out = self.mlp(x)  # (B, 2)
+        parts = [initial, current, goal, current - initial, goal - current]
+        if self.config.motion_gap > 0:
+            parts.append(current - (current if previous is None else previous))  # motion: z_t - z_{t-gap}
+        out = self.mlp(torch.cat(parts, dim=-1))  # (B, 2)
         mu = torch.sigmoid(out[:, 0])
         sigma = F.softplus(out[:, 1]) + SIGMA_FLOOR
         return mu, sigma
@@ -70,7 +74,7 @@ class ProgressHead(nn.Module):
     def forward(self, batch: TripletBatch) -> tuple[torch.Tensor, dict[str, float]]:
         """batch.frames must already be float in [0, 1] (augmented by the caller)."""
         z = self.embed(batch.frames)  # (N, D): each frame encoded once, shared by every triplet using it
-        mu, sigma = self.predict(z[batch.current], z[batch.initial], z[batch.goal])  # (K,), (K,)
+        mu, sigma = self.predict(z[batch.current], z[batch.initial], z[batch.goal], z[batch.previous])  # (K,)
         sigma_t = target_sigma(batch.gap, self.config.sigma_min)
         loss = normal_kl(batch.progress, sigma_t, mu, sigma).mean()
         with torch.no_grad():

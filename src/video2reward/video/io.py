@@ -280,7 +280,8 @@ def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: floa
                 stream.width, stream.height = frame.shape[1], frame.shape[0]
                 stream.pix_fmt = pix_fmt
                 if codec == "libx264":
-                    stream.options = {"crf": "18", "preset": "veryfast"}
+                    # no-mbtree: x264's macroblock-tree rate control is not deterministic run to run
+                    stream.options = {"crf": "18", "preset": "veryfast", "x264-params": "no-mbtree=1"}
             for packet in stream.encode(av.VideoFrame.from_ndarray(frame[..., :3], format="rgb24")):
                 container.mux(packet)
             n += 1

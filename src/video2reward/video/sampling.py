@@ -25,6 +25,7 @@ class TripletBatch:
     initial: torch.Tensor  # (K,) long: index into frames
     current: torch.Tensor  # (K,) long
     goal: torch.Tensor  # (K,) long
+    previous: torch.Tensor  # (K,) long: the frame `motion_gap` frames before current (its motion partner)
     progress: torch.Tensor  # (K,) float target in [0, 1]
     gap: torch.Tensor  # (K,) float: t_g - t_i in original frames (the target std shrinks with it)
 
@@ -41,6 +42,7 @@ class TripletSampler:
     p_first: float = 0.5  # chance that the initial frame is the video's first frame
     p_last: float = 0.5  # chance that the goal is the video's last frame
     p_other_goal: float = 0.5  # chance that a last-frame goal is swapped for another demo's last frame
+    motion_gap: int = 0  # > 0: also draw, for every frame, the frame this many (original) frames earlier
 
     def __post_init__(self) -> None:
         self.demos = [d for d in self.demos if d.frames.shape[0] >= 3]
@@ -49,7 +51,7 @@ class TripletSampler:
 
     def sample(self, generator: torch.Generator) -> TripletBatch:
         picks = torch.randint(len(self.demos), (self.videos_per_batch,), generator=generator).tolist()
-        frames, initial, current, goal, progress, gap = [], [], [], [], [], []
+        frames, initial, current, previous, goal, progress, gap = [], [], [], [], [], [], []
         offset = 0
         for v in picks:
             demo = self.demos[v]
@@ -60,21 +62,25 @@ class TripletSampler:
             initial.append(offset + i)
             current.append(offset + c)
             goal.append(offset + g)
+            if self.motion_gap > 0:  # motion partners of the kept frames, stored right after them
+                frames.append(demo.frames[motion_partners(demo.times, kept, self.motion_gap)])
+                previous.append(offset + len(kept) + c)
+            else:
+                previous.append(offset + c)
             t_i, t_c, t_g = times[i], times[c], times[g]
             progress.append((t_c - t_i) / (t_g - t_i))  # p = (t_c - t_i) / (t_g - t_i)
             gap.append(t_g - t_i)
-            offset += len(kept)
+            offset += len(kept) * (2 if self.motion_gap > 0 else 1)
         goal_t = torch.cat(goal)
         # Final frames of random demonstrations, appended after the sampled frames, as goal images.
         ends = torch.randint(len(self.demos), (self.videos_per_batch,), generator=generator).tolist()
         frames.append(torch.stack([self.demos[e].frames[-1] for e in ends]))
-        is_last = self._is_last_frame(goal, frames[:-1])
+        is_last = torch.cat([g == o for g, o in zip(goal, self._last_positions(goal, frames[:-1]))])
         swap = is_last & (torch.rand(goal_t.shape, generator=generator) < self.p_other_goal)
         other = offset + torch.randint(len(ends), goal_t.shape, generator=generator)
         goal_t = torch.where(swap, other, goal_t)
-        return TripletBatch(
-            torch.cat(frames), torch.cat(initial), torch.cat(current), goal_t, torch.cat(progress), torch.cat(gap)
-        )
+        return TripletBatch(torch.cat(frames), torch.cat(initial), torch.cat(current), goal_t, torch.cat(previous),
+                            torch.cat(progress), torch.cat(gap))
 
     def _frame_positions(self, length: int, generator: torch.Generator) -> torch.Tensor:
         """`frames_per_video` distinct sorted positions in [0, length), always with 0 and length - 1."""
@@ -95,10 +101,20 @@ class TripletSampler:
         c = i + 1 + (torch.rand(k, generator=generator) * (g - i - 1)).long()
         return i, c, g
 
-    @staticmethod
-    def _is_last_frame(goal: list[torch.Tensor], kept_frames: list[torch.Tensor]) -> torch.Tensor:
-        marks, offset = [], 0
-        for g, f in zip(goal, kept_frames):
-            marks.append(g == offset + f.shape[0] - 1)
-            offset += f.shape[0]
-        return torch.cat(marks)
+    def _last_positions(self, goal: list[torch.Tensor], blocks: list[torch.Tensor]) -> list[int]:
+        """Index of each video's last kept frame in the concatenated frames (partner blocks skipped)."""
+        positions, offset, per_video = [], 0, 2 if self.motion_gap > 0 else 1
+        for v in range(len(goal)):
+            kept = blocks[v * per_video]
+            positions.append(offset + kept.shape[0] - 1)
+            offset += kept.shape[0] * per_video
+        return positions
+
+
+def motion_partners(times: torch.Tensor, positions: torch.Tensor, gap: int) -> torch.Tensor:
+    """For frames at `positions` of a video whose kept frames have original indices `times` (sorted), the
+    position of the last kept frame at or before `gap` original frames earlier (clamped at the first
+    frame): on a video with every frame kept, frame max(t - gap, 0), the rule scoring uses."""
+    target = (times[positions] - gap).clamp(min=0)  # (F,)
+    partner = torch.searchsorted(times, target, right=True) - 1  # last kept frame at or before target
+    return partner.clamp(min=0)

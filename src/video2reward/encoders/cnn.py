@@ -1,0 +1,148 @@
+"""A small ResNet-style CNN frame encoder, sized for a 2-core laptop CPU.
+
+Layout (default config, 64x64 input):
+
+    stem   conv3x3 stride 2, 3 -> 32        64x64 -> 32x32
+    stage  residual block, 32  -> 32,  s2   32x32 -> 16x16
+    stage  residual block, 32  -> 64,  s2   16x16 -> 8x8
+    stage  residual block, 64  -> 128, s2   8x8   -> 4x4
+    stage  residual block, 128 -> 256, s2   4x4   -> 2x2
+    global average pool -> linear -> LayerNorm     (B, dim)
+
+Each residual block is He et al.'s "basic block" (conv-norm-act, conv-norm, add, act); a block that
+changes shape gets a 1x1 strided conv + norm on its skip path. The norm is GroupNorm, which computes
+its statistics per sample: train and eval behave the same, batch size 1 works, and a frame's vector
+never depends on the other frames in its batch. Global pooling makes the network size-agnostic: any
+image of at least 16 px works; `image_size` only records what the model was trained on.
+
+Absolute position survives global pooling: the zero padding at the borders lets the deep features
+(whose receptive field covers the whole frame) encode where things are, and on 64x64 frames this
+network learns a 3 px square's position to well under a pixel.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+from video2reward.errors import ConfigError
+
+MIN_IMAGE_SIZE = 16
+
+
+@dataclass
+class CNNConfig:
+    """Hyper-parameters of `CNNEncoder`; every field is JSON-able (tuples come back as lists)."""
+
+    image_size: int = field(
+        default=64, metadata={"help": "Side of the square input frames in pixels (any size >= 16 works)."}
+    )
+    stem_channels: int = field(
+        default=32, metadata={"help": "Channels of the stride-2 3x3 stem convolution."}
+    )
+    channels: tuple[int, ...] = field(
+        default=(32, 64, 128, 256),
+        metadata={"help": "Channels of each stage; every stage halves the resolution (stride 2)."},
+    )
+    blocks_per_stage: int = field(
+        default=1, metadata={"help": "Residual blocks per stage (the first one downsamples)."}
+    )
+    groups: int = field(
+        default=8,
+        metadata={"help": "GroupNorm groups (lowered to the largest divisor of a layer's channels)."},
+    )
+    dim: int = field(default=128, metadata={"help": "Size D of the output frame vector."})
+    out_norm: bool = field(
+        default=True, metadata={"help": "Apply a LayerNorm to the output vector."}
+    )
+    channels_last: bool = field(
+        default=True,
+        metadata={"help": "Run convolutions in channels-last memory format (faster on CPU)."},
+    )
+
+    def __post_init__(self) -> None:
+        self.channels = tuple(int(c) for c in self.channels)  # JSON gives lists back
+        if self.image_size < MIN_IMAGE_SIZE:
+            raise ConfigError(f"CNN encoder: image_size {self.image_size} is too small; use >= {MIN_IMAGE_SIZE}")
+        if not self.channels or min(self.channels) < 1 or self.stem_channels < 1:
+            raise ConfigError(f"CNN encoder: channels must be a non-empty list of positive ints, got {self.channels}")
+        if self.blocks_per_stage < 1 or self.dim < 1 or self.groups < 1:
+            raise ConfigError("CNN encoder: blocks_per_stage, dim and groups must all be >= 1")
+
+
+def group_norm(channels: int, groups: int) -> nn.GroupNorm:
+    """GroupNorm with the largest group count <= `groups` that divides `channels`."""
+    g = max(d for d in range(1, min(groups, channels) + 1) if channels % d == 0)
+    return nn.GroupNorm(g, channels)
+
+
+class ResidualBlock(nn.Module):
+    """Basic residual block: act(norm(conv(act(norm(conv(x))))) + skip(x)), optionally strided."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int, groups: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False)
+        self.norm1 = group_norm(c_out, groups)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1, bias=False)
+        self.norm2 = group_norm(c_out, groups)
+        self.act = nn.ReLU(inplace=True)
+        self.skip: nn.Module = nn.Identity()
+        if stride != 1 or c_in != c_out:
+            self.skip = nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride=stride, bias=False), group_norm(c_out, groups))
+        # Zero-init the last norm's scale: each block starts as (almost) the identity (Goyal et al. 2017).
+        nn.init.zeros_(self.norm2.weight)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = self.act(self.norm1(self.conv1(x)))  # (B, C_out, H', W')
+        h = self.norm2(self.conv2(h))  # (B, C_out, H', W')
+        return self.act(h + self.skip(x))
+
+
+class CNNEncoder(nn.Module):
+    """Frames (B, 3, H, W) in [0, 1] -> vectors (B, dim). See the module docstring for the layout."""
+
+    def __init__(self, config: CNNConfig | None = None) -> None:
+        super().__init__()
+        self.config = config = config or CNNConfig()
+        self.dim: int = config.dim
+        self.stem = nn.Sequential(
+            nn.Conv2d(3, config.stem_channels, 3, stride=2, padding=1, bias=False),
+            group_norm(config.stem_channels, config.groups),
+            nn.ReLU(inplace=True),
+        )
+        blocks: list[nn.Module] = []
+        c_in = config.stem_channels
+        for c_out in config.channels:
+            for i in range(config.blocks_per_stage):
+                blocks.append(ResidualBlock(c_in, c_out, stride=2 if i == 0 else 1, groups=config.groups))
+                c_in = c_out
+        self.stages = nn.Sequential(*blocks)
+        self.proj = nn.Linear(c_in, config.dim)
+        self.out_norm: nn.Module = nn.LayerNorm(config.dim) if config.out_norm else nn.Identity()
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        nn.init.trunc_normal_(self.proj.weight, std=0.02)
+        nn.init.zeros_(self.proj.bias)
+
+    def feature_map(self, frames: Tensor) -> Tensor:
+        """The last stage's feature map (B, C, H/2^(1+stages), W/2^(1+stages)), before pooling."""
+        if frames.ndim != 4 or frames.shape[1] != 3:
+            raise ValueError(f"expected frames of shape (B, 3, H, W), got {tuple(frames.shape)}")
+        if min(frames.shape[-2:]) < MIN_IMAGE_SIZE:
+            raise ValueError(f"frames of {tuple(frames.shape[-2:])} px are too small; need >= {MIN_IMAGE_SIZE}")
+        x = (frames - 0.5) * 4.0  # (B, 3, H, W), [0, 1] -> [-2, 2]: roughly unit variance for natural images
+        if self.config.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        x = self.stem(x)  # (B, C_stem, H/2, W/2)
+        return self.stages(x)  # (B, C_last, h, w)
+
+    def forward(self, frames: Tensor) -> Tensor:
+        """Frames (B, 3, H, W) float in [0, 1] -> (B, dim)."""
+        x = self.feature_map(frames).mean(dim=(2, 3))  # (B, C_last): global average pool
+        return self.out_norm(self.proj(x))  # (B, dim)

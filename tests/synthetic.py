@@ -1,0 +1,34 @@
+"""Tiny generated videos for tests: a square that moves left to right (progress is its x position)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from video2reward.video.io import write_video
+
+
+def moving_square(t: int = 24, size: int = 32, color=(255, 255, 255), y: int | None = None,
+                  start: float = 0.0, stop: float = 1.0) -> np.ndarray:
+    """(T, size, size, 3) uint8: a square whose x moves from `start` to `stop` of the free width."""
+    side = size // 4
+    y = size // 2 - side // 2 if y is None else y
+    frames = np.zeros((t, size, size, 3), np.uint8)
+    frames[:] = (30, 30, 60)
+    for k in range(t):
+        x = int(round((start + (stop - start) * k / max(t - 1, 1)) * (size - side)))
+        frames[k, y : y + side, x : x + side] = color
+    return frames
+
+
+def write_square_dataset(root: Path, n_train: int = 4, n_test: int = 2, t: int = 24, size: int = 32) -> Path:
+    """root/{train,test_expert,test_fail}/*.mp4: experts move the square all the way; failures stall early."""
+    rng = np.random.default_rng(0)
+    for split, n in (("train", n_train), ("test_expert", n_test)):
+        for i in range(n):
+            y = int(rng.integers(2, size - size // 4 - 2))
+            write_video(root / split / f"ep_{i}.mp4", moving_square(t + 2 * i, size, y=y), fps=10)
+    for i in range(n_test):
+        write_video(root / "test_fail" / f"ep_{i}.mp4", moving_square(t, size, stop=0.15 * (i + 1)), fps=10)
+    return root
