@@ -26,7 +26,11 @@ class TrainConfig:
                       choices=HEADS)
     encoder: str = _help("cnn", "frame encoder for the progress head: 'cnn' (fast on CPU) or 'vit'",
                          choices=("cnn", "vit"))
-    image_size: int = _help(64, "frames are center-cropped to a square and resized to this many pixels")
+    image_size: int = _help(64, "frames are made square and resized to this many pixels")
+    frame_fit: str = _help("pad", "how a non-square frame becomes square: 'pad' keeps the whole frame (black "
+                           "letterbox bars), 'crop' keeps the centered square (loses the sides: a goal at the "
+                           "edge of a wide frame disappears), 'stretch' resizes each side on its own",
+                           choices=("pad", "crop", "stretch"))
     steps: int = _help(2000, "gradient steps for the progress head")
     batch_size: int = _help(128, "frames encoded per step; every step forms many (initial, current, goal) "
                             "triplets from them, so features are computed once and shared")

@@ -47,11 +47,11 @@ def _plot_name(name: str) -> str:
     return "__".join(parts[-3:]) + ".png"
 
 
-def _thumbnails(source: VideoSource, num_frames: int, size: int = 64) -> tuple[np.ndarray, list[int]]:
+def _thumbnails(source: VideoSource, num_frames: int, fit: str, size: int = 64) -> tuple[np.ndarray, list[int]]:
     """Small frames at evenly spaced indices, decoded in one streaming pass."""
     wanted = thumbnail_indices(num_frames, 8)
     picked, index = [], 0
-    for chunk in iter_frames(source, size):
+    for chunk in iter_frames(source, size, fit=fit):
         for frame in chunk:
             if index in wanted:
                 picked.append(frame)
@@ -87,7 +87,7 @@ def score_videos(
         scored = ScoredVideo(source, rewards)
         report.videos.append(scored)
         if plot_dir is not None:
-            thumbs, idx = _thumbnails(source, len(rewards))
+            thumbs, idx = _thumbnails(source, len(rewards), model.frame_fit)
             plot_reward_curve(Path(plot_dir) / _plot_name(source.name), rewards.mu, thumbs, idx,
                               sigma=rewards.sigma, title=source.name, fps=rewards.fps)
         if on_video is not None:

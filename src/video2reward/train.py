@@ -260,7 +260,8 @@ def train_reward_model(
     torch.manual_seed(config.seed)
     device = resolve_device(config.device)
     t0 = time.perf_counter()
-    demos, skipped = load_demonstrations(paths, config.image_size, config.max_frames_per_video, skip_bad, progress)
+    demos, skipped = load_demonstrations(paths, config.image_size, config.max_frames_per_video, skip_bad, progress,
+                                         config.frame_fit)
     if config.head == "pixel-ridge":
         head, metrics = _fit_pixel_ridge(demos, config)
         encoder_info = None
@@ -273,6 +274,7 @@ def train_reward_model(
     model_config = {
         "head": config.head,
         "image_size": config.image_size,
+        "frame_fit": config.frame_fit,
         "encoder": encoder_info,
         "head_config": head_config_dict(head),
         "training": {

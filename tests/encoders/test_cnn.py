@@ -103,3 +103,10 @@ def test_bad_inputs_and_configs() -> None:
     with pytest.raises(ConfigError):
         CNNConfig(dim=0)
     assert CNNConfig(channels=[4, 8]).channels == (4, 8)  # lists (from JSON) become tuples
+
+
+@pytest.mark.parametrize("coords", [False, True])
+def test_coordinate_channels_are_optional(coords: bool) -> None:
+    enc = CNNEncoder(CNNConfig(stem_channels=8, channels=(8, 16), coords=coords))
+    assert enc.stem[0].in_channels == (5 if coords else 3)
+    assert enc(torch.rand(2, 3, 24, 40)).shape == (2, 128)

@@ -16,6 +16,7 @@ from video2reward.encoders.vit import (
     ViTEncoder,
     interpolate_pos_embed,
     num_tokens,
+    sincos_pos_embed,
 )
 from video2reward.errors import ConfigError
 
@@ -133,6 +134,23 @@ def test_init_follows_reference_vit() -> None:
     for t in (enc.pos_embed, enc.blocks[0].attn.qkv.weight, enc.blocks[1].mlp.fc2.weight):
         assert abs(t.std().item() - 0.02) < 0.004 and t.abs().max() <= 0.04 + 1e-6  # trunc-normal(0.02)
     assert torch.count_nonzero(enc.blocks[0].attn.qkv.bias) == 0
+
+
+def test_sincos_position_init() -> None:
+    table = sincos_pos_embed(8, 3)  # (1, 1 + 9, 8): rows in dims 0-3, columns in dims 4-7
+    assert table.shape == (1, 10, 8)
+    assert torch.count_nonzero(table[0, 0]) == 0  # class slot
+    patch = table[0, 1 + 1 * 3 + 2]  # row 1, column 2; frequencies 1 and 1/100
+    w = torch.tensor([1.0, 0.01])
+    expected = torch.cat([torch.sin(1 * w), torch.cos(1 * w), torch.sin(2 * w), torch.cos(2 * w)])
+    torch.testing.assert_close(patch, expected)
+    enc = ViTEncoder(ViTConfig(image_size=16, patch_size=4, dim=8, depth=1, heads=2, pos_init="sincos"))
+    torch.testing.assert_close(enc.pos_embed.data, sincos_pos_embed(8, 4))
+    assert enc.pos_embed.requires_grad  # still learned
+    with pytest.raises(ConfigError, match="divisible by 4"):
+        ViTConfig(dim=6, heads=2, pos_init="sincos")
+    with pytest.raises(ConfigError, match="trunc_normal, sincos"):
+        ViTConfig(pos_init="fourier")
 
 
 def test_pos_embed_interpolation() -> None:

@@ -15,18 +15,19 @@ from video2reward.encoders import build_encoder, encoder_config
 from video2reward.errors import ModelFileError
 from video2reward.rewards.model import RewardModel
 from video2reward.rewards.pixel_ridge import PixelRidge
-from video2reward.rewards.progress import ProgressHead
+from video2reward.rewards.progress import ProgressConfig, ProgressHead
 from video2reward.video.io import write_video
 
 
-def tiny_progress_model() -> RewardModel:
+def tiny_progress_model(motion_gap: int = 2) -> RewardModel:
     torch.manual_seed(0)
-    head = ProgressHead(build_encoder("cnn", 32, channels=(8, 16), dim=16))
+    head = ProgressHead(build_encoder("cnn", 32, channels=(8, 16), dim=16), ProgressConfig(motion_gap=motion_gap))
     head.goal.normal_()
     config = {"head": "progress", "image_size": 32,
               "encoder": {"name": "cnn", "config": json.loads(json.dumps(
                   __import__("dataclasses").asdict(encoder_config("cnn", 32, channels=(8, 16), dim=16))))},
-              "head_config": {"hidden": head.config.hidden, "sigma_min": head.config.sigma_min}}
+              "head_config": {"hidden": head.config.hidden, "sigma_min": head.config.sigma_min,
+                              "motion_gap": motion_gap}}
     return RewardModel(head, config)
 
 
@@ -53,12 +54,27 @@ def test_one_reward_per_decoded_frame_for_files_and_arrays(tmp_path: Path) -> No
     assert len(model.score(moving_square(1, 40)[0])) == 1  # one (H, W, 3) image
 
 
-def test_score_streams_in_chunks_with_the_first_frame_as_initial(tmp_path: Path) -> None:
-    model = tiny_progress_model()
+@pytest.mark.parametrize("motion_gap", [0, 2, 5])
+def test_streamed_scoring_equals_a_direct_computation(motion_gap: int) -> None:
+    """Chunks and batches of any size give the rewards of: initial = frame 0, motion partner = frame
+    max(t - gap, 0)."""
+    model = tiny_progress_model(motion_gap)
     frames = moving_square(40, 32)
-    whole = model.score(frames).mu
-    chunked = np.concatenate([mu for mu, _ in model.score_chunks([frames[:7], frames[7:]], batch_size=5)])
-    np.testing.assert_allclose(whole, chunked, rtol=1e-5, atol=1e-6)
+    with torch.no_grad():
+        z = model.head.embed(torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255)
+        partner = torch.clamp(torch.arange(40) - motion_gap, min=0)
+        expected, _ = model.head.predict(z, z[0], None, z[partner] if motion_gap else None)
+    chunked = np.concatenate([mu for mu, _ in model.score_chunks([frames[:7], frames[7:]], batch_size=3)])
+    np.testing.assert_allclose(chunked, expected.numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(model.score(frames).mu, expected.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_the_reward_at_t_never_depends_on_later_frames() -> None:
+    model = tiny_progress_model(2)
+    frames = moving_square(30, 32)
+    changed = frames.copy()
+    changed[20:] = 255 - changed[20:]
+    np.testing.assert_array_equal(model.score(frames).mu[:20], model.score(changed).mu[:20])
 
 
 def test_pickle_is_refused(tmp_path: Path) -> None:

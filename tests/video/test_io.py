@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from video2reward.errors import VideoError
-from video2reward.video.io import crop_resize, find_videos, iter_frames, probe, read_frames, write_video
+from video2reward.video.io import find_videos, fit_square, iter_frames, probe, read_frames, write_video
 
 
 def ramp_frames(t: int = 12, h: int = 40, w: int = 56) -> list[np.ndarray]:
@@ -52,17 +52,38 @@ def test_frame_folder_modes_gray_rgba_16bit(tmp_path: Path) -> None:
     rgba[..., 0], rgba[..., 3] = 200, 255
     Image.fromarray(rgba, mode="RGBA").save(folder / "f_2.png")
     Image.fromarray(np.full((20, 30), 65535, np.uint16)).save(folder / "f_10.png")  # 16-bit gray
-    out = read_frames(folder, size=8)
+    out = read_frames(folder, size=8, fit="crop")
     assert out.shape == (3, 8, 8, 3)
     np.testing.assert_array_equal(out[0], 100)  # gray -> three equal channels
     np.testing.assert_array_equal(out[1][..., 0], 200)  # alpha dropped, red kept
     np.testing.assert_array_equal(out[2], 255)  # 16-bit full scale -> 255, natural order puts f_10 last
 
 
-def test_crop_resize_takes_the_center_square() -> None:
+def test_crop_takes_the_center_square() -> None:
     frame = np.zeros((10, 30, 3), np.uint8)
     frame[:, 10:20] = 255  # the centre 10x10 square is white, the sides black
-    np.testing.assert_array_equal(crop_resize(frame, 5), 255)
+    np.testing.assert_array_equal(fit_square(frame, 5, "crop"), 255)
+
+
+def test_pad_keeps_the_whole_frame_and_stretch_fills_the_square() -> None:
+    frame = np.full((10, 30, 3), 255, np.uint8)
+    frame[:, :3] = 0  # a black left edge that a center crop would lose
+    padded = fit_square(frame, 15, "pad")  # 30x10 -> 15x5, letterboxed with 5 black rows above and below
+    np.testing.assert_array_equal(padded[:5], 0)
+    np.testing.assert_array_equal(padded[10:], 0)
+    assert (padded[5:10, 0] < 128).all() and (padded[5:10, 2:] == 255).all()
+    stretched = fit_square(frame, 15, "stretch")
+    assert stretched.shape == (15, 15, 3) and (stretched[:, 0] < 128).all() and (stretched[:, 5:] == 255).all()
+
+
+@pytest.mark.parametrize("fit", ["pad", "crop", "stretch"])
+def test_decoded_and_array_paths_fit_frames_the_same_way(tmp_path: Path, fit: str) -> None:
+    frame = np.zeros((40, 64, 3), np.uint8)
+    frame[:, :16] = 200  # a bright band on the left
+    path = tmp_path / "frames"
+    write_video(path, [frame], fps=1)  # png: lossless
+    decoded = read_frames(path, size=16, fit=fit)[0].astype(int)
+    np.testing.assert_allclose(decoded, fit_square(frame, 16, fit).astype(int), atol=2)
 
 
 def test_iter_frames_streams_bounded_chunks(tmp_path: Path) -> None:

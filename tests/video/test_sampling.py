@@ -6,7 +6,7 @@ import torch
 
 from video2reward.video.augment import FrameAugment, random_shift
 from video2reward.video.dataset import Demonstration, even_subsample
-from video2reward.video.sampling import TripletSampler
+from video2reward.video.sampling import TripletSampler, motion_partners
 
 
 def make_demo(name: str, t: int, fill: int, stride: int = 1) -> Demonstration:
@@ -74,3 +74,18 @@ def test_random_shift_moves_content_by_whole_pixels() -> None:
     out = random_shift(frames, torch.Generator().manual_seed(0), pad=2)
     assert torch.equal(out.sum(dim=(1, 2, 3)), torch.ones(20))  # the pixel moved, never blurred or lost
     assert torch.equal(random_shift(frames, torch.Generator(), pad=0), frames)
+
+
+def test_motion_partners_are_gap_frames_earlier_in_original_time() -> None:
+    times = torch.tensor([0.0, 1, 2, 3, 4, 5, 6, 7])
+    assert motion_partners(times, torch.arange(8), 2).tolist() == [0, 0, 0, 1, 2, 3, 4, 5]
+    strided = torch.tensor([0.0, 3, 6, 9])  # every third frame kept: the partner is at or before t - gap
+    assert motion_partners(strided, torch.arange(4), 2).tolist() == [0, 0, 1, 2]
+
+
+def test_sampled_previous_frames_are_the_motion_partners() -> None:
+    sampler = TripletSampler([make_demo("a", 40, 1)], frames_per_video=6, videos_per_batch=2, motion_gap=3)
+    batch = sampler.sample(torch.Generator().manual_seed(5))
+    pos = batch.frames[:, 0, 0, 0].long()
+    assert torch.equal(pos[batch.previous], (pos[batch.current] - 3).clamp(min=0))
+    assert (batch.goal[batch.goal < 24] % 12 < 6).all()  # own goals never point into a partner block

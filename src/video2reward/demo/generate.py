@@ -8,8 +8,8 @@ Layout, for each task::
     OUT/<task>/labels.json                 per video: split, success, policy, dense signal per frame
 
 Every episode draws its randomness from a seed derived from (seed, task, split, index, attempt), so
-the same seed gives the same labels and renders the same frames (whether the encoded files are then
-bit-identical is up to `write_video`'s encoder settings). An expert episode that fails, or a failure
+the same seed gives the same labels, the same frames and (with `write_video`'s deterministic x264
+settings) the same decoded videos. An expert episode that fails, or a failure
 episode that succeeds, is redrawn with the next attempt number. A failure episode runs exactly as many
 steps as the expert needs from the same start state, so lengths tell successes and failures apart no
 better than chance.

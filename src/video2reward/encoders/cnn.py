@@ -54,6 +54,16 @@ class CNNConfig:
         metadata={"help": "GroupNorm groups (lowered to the largest divisor of a layer's channels)."},
     )
     dim: int = field(default=128, metadata={"help": "Size D of the output frame vector."})
+    coords: bool = field(
+        default=True,
+        metadata={"help": "Append two coordinate channels (x, y in [-1, 1]) to the input (CoordConv, Liu et al. "
+                  "2018), so where a thing is survives global pooling: progress is often a position."},
+    )
+    pool: str = field(
+        default="avgmax",
+        metadata={"help": "Global pooling of the last feature map: 'avg', or 'avgmax' (average and max side by "
+                  "side: a small object's strong response is not diluted by a large static background)."},
+    )
     out_norm: bool = field(
         default=True, metadata={"help": "Apply a LayerNorm to the output vector."}
     )
@@ -68,6 +78,8 @@ class CNNConfig:
             raise ConfigError(f"CNN encoder: image_size {self.image_size} is too small; use >= {MIN_IMAGE_SIZE}")
         if not self.channels or min(self.channels) < 1 or self.stem_channels < 1:
             raise ConfigError(f"CNN encoder: channels must be a non-empty list of positive ints, got {self.channels}")
+        if self.pool not in ("avg", "avgmax"):
+            raise ConfigError(f"CNN encoder: pool must be 'avg' or 'avgmax', got {self.pool!r}")
         if self.blocks_per_stage < 1 or self.dim < 1 or self.groups < 1:
             raise ConfigError("CNN encoder: blocks_per_stage, dim and groups must all be >= 1")
 
@@ -108,7 +120,7 @@ class CNNEncoder(nn.Module):
         self.config = config = config or CNNConfig()
         self.dim: int = config.dim
         self.stem = nn.Sequential(
-            nn.Conv2d(3, config.stem_channels, 3, stride=2, padding=1, bias=False),
+            nn.Conv2d(5 if config.coords else 3, config.stem_channels, 3, stride=2, padding=1, bias=False),
             group_norm(config.stem_channels, config.groups),
             nn.ReLU(inplace=True),
         )
@@ -119,9 +131,11 @@ class CNNEncoder(nn.Module):
                 blocks.append(ResidualBlock(c_in, c_out, stride=2 if i == 0 else 1, groups=config.groups))
                 c_in = c_out
         self.stages = nn.Sequential(*blocks)
-        self.proj = nn.Linear(c_in, config.dim)
+        self.proj = nn.Linear(c_in * (2 if config.pool == "avgmax" else 1), config.dim)
         self.out_norm: nn.Module = nn.LayerNorm(config.dim) if config.out_norm else nn.Identity()
         self._init_weights()
+        if config.channels_last:  # weights in the same layout as the activations: no per-call reorder
+            self.to(memory_format=torch.channels_last)
 
     def _init_weights(self) -> None:
         for m in self.modules():
@@ -137,6 +151,12 @@ class CNNEncoder(nn.Module):
         if min(frames.shape[-2:]) < MIN_IMAGE_SIZE:
             raise ValueError(f"frames of {tuple(frames.shape[-2:])} px are too small; need >= {MIN_IMAGE_SIZE}")
         x = (frames - 0.5) * 4.0  # (B, 3, H, W), [0, 1] -> [-2, 2]: roughly unit variance for natural images
+        if self.config.coords:
+            b, _, h, w = x.shape
+            ys = torch.linspace(-1, 1, h, device=x.device, dtype=x.dtype)
+            xs = torch.linspace(-1, 1, w, device=x.device, dtype=x.dtype)
+            grid = torch.stack(torch.meshgrid(xs, ys, indexing="xy"))  # (2, H, W): x then y
+            x = torch.cat([x, grid.expand(b, -1, -1, -1)], dim=1)  # (B, 5, H, W)
         if self.config.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         x = self.stem(x)  # (B, C_stem, H/2, W/2)
@@ -144,5 +164,8 @@ class CNNEncoder(nn.Module):
 
     def forward(self, frames: Tensor) -> Tensor:
         """Frames (B, 3, H, W) float in [0, 1] -> (B, dim)."""
-        x = self.feature_map(frames).mean(dim=(2, 3))  # (B, C_last): global average pool
+        fmap = self.feature_map(frames)  # (B, C_last, h, w)
+        x = fmap.mean(dim=(2, 3))  # (B, C_last): global average pool
+        if self.config.pool == "avgmax":
+            x = torch.cat([x, fmap.amax(dim=(2, 3))], dim=1)  # (B, 2 C_last)
         return self.out_norm(self.proj(x))  # (B, dim)

@@ -22,6 +22,8 @@ from torch import Tensor, nn
 
 from video2reward.errors import ConfigError
 
+POS_INITS = ("trunc_normal", "sincos")
+
 
 @dataclass
 class ViTConfig:
@@ -39,6 +41,13 @@ class ViTConfig:
         default=0.0,
         metadata={"help": "Dropout after every dense layer but qkv, and after adding position embeddings."},
     )
+    pos_init: str = field(
+        default="sincos",
+        metadata={
+            "help": "Initial value of the learned position embedding: 'trunc_normal' (std 0.02, as in the "
+            "ViT paper's code) or 'sincos' (2D sine-cosine, as in MAE; learns object positions ~2x faster)."
+        },
+    )
 
     def __post_init__(self) -> None:
         if self.patch_size < 1 or self.image_size < self.patch_size or self.image_size % self.patch_size:
@@ -50,6 +59,10 @@ class ViTConfig:
             raise ConfigError(f"ViT encoder: dim {self.dim} must be a positive multiple of heads {self.heads}")
         if self.depth < 0 or self.mlp_ratio <= 0 or not 0.0 <= self.dropout < 1.0:
             raise ConfigError("ViT encoder: need depth >= 0, mlp_ratio > 0 and 0 <= dropout < 1")
+        if self.pos_init not in POS_INITS:
+            raise ConfigError(f"ViT encoder: pos_init {self.pos_init!r} is not one of {', '.join(POS_INITS)}")
+        if self.pos_init == "sincos" and self.dim % 4:
+            raise ConfigError(f"ViT encoder: pos_init 'sincos' needs dim divisible by 4, got {self.dim}")
 
     @property
     def grid(self) -> int:
@@ -125,6 +138,20 @@ def _trunc_normal(t: Tensor, std: float = 0.02) -> None:
     nn.init.trunc_normal_(t, std=std, a=-2 * std, b=2 * std)
 
 
+def sincos_pos_embed(dim: int, grid: int) -> Tensor:
+    """2D sine-cosine position embedding (1, 1 + grid^2, dim), zeros in the class slot (as in MAE):
+    the first half of the dims encodes the row, the second half the column, each as
+    [sin(pos * w_k), cos(pos * w_k)] with w_k = 10000^(-k / (dim/4)), k = 0 .. dim/4 - 1."""
+    omega = 10000.0 ** -(torch.arange(dim // 4, dtype=torch.float64) / (dim // 4))  # (dim/4,)
+    rows, cols = torch.meshgrid(torch.arange(grid), torch.arange(grid), indexing="ij")  # (g, g) each
+    parts = []
+    for pos in (rows.flatten(), cols.flatten()):
+        angles = pos[:, None].double() * omega[None]  # (g*g, dim/4)
+        parts += [angles.sin(), angles.cos()]
+    table = torch.cat(parts, dim=1).float()  # (g*g, dim)
+    return torch.cat([torch.zeros(1, dim), table], dim=0)[None]  # (1, 1 + g*g, dim)
+
+
 def interpolate_pos_embed(pos_embed: Tensor, grid_from: int, grid_hw: tuple[int, int]) -> Tensor:
     """Resample a (1, 1 + g*g, D) position embedding (class slot first) to a (gh, gw) patch grid.
 
@@ -161,9 +188,14 @@ class ViTEncoder(nn.Module):
         self._init_weights()
 
     def _init_weights(self) -> None:
-        """Reference-ViT init: trunc-normal(0.02) for positions, class token and dense weights; zero
-        biases; unit LayerNorms; the patch projection like the (3 P^2, D) linear map it is (xavier)."""
-        _trunc_normal(self.pos_embed)
+        """Reference-ViT init: trunc-normal(0.02) for positions (unless pos_init is 'sincos'), class
+        token and dense weights; zero biases; unit LayerNorms; the patch projection like the (3 P^2, D)
+        linear map it is (xavier-uniform, as in MAE)."""
+        if self.config.pos_init == "sincos":
+            with torch.no_grad():
+                self.pos_embed.copy_(sincos_pos_embed(self.dim, self.config.grid))
+        else:
+            _trunc_normal(self.pos_embed)
         _trunc_normal(self.cls_token)
         for m in self.modules():
             if isinstance(m, nn.Linear):
@@ -218,4 +250,13 @@ def num_tokens(image_size: int, patch_size: int) -> int:
     return 1 + (image_size // patch_size) ** 2
 
 
-__all__ = ["ViTConfig", "ViTEncoder", "PatchEmbed", "Attention", "Block", "interpolate_pos_embed", "num_tokens"]
+__all__ = [
+    "ViTConfig",
+    "ViTEncoder",
+    "PatchEmbed",
+    "Attention",
+    "Block",
+    "interpolate_pos_embed",
+    "sincos_pos_embed",
+    "num_tokens",
+]

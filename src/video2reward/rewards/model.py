@@ -21,7 +21,7 @@ from video2reward.errors import ModelFileError, VideoError
 from video2reward.model_files import load_model_dir, save_model_dir
 from video2reward.rewards.pixel_ridge import PixelRidge, PixelRidgeConfig
 from video2reward.rewards.progress import ProgressConfig, ProgressHead
-from video2reward.video.io import VideoSource, crop_resize, iter_frames, probe, read_frames
+from video2reward.video.io import VideoSource, fit_square, iter_frames, probe, read_frames
 
 
 @dataclass
@@ -76,6 +76,7 @@ class RewardModel:
         self.head = head.to(self.device).eval()
         self.config = config
         self.image_size: int = int(config["image_size"])
+        self.frame_fit: str = config.get("frame_fit", "pad")  # how frames become square, as in training
 
     # ---- files -------------------------------------------------------------------------------------
     @classmethod
@@ -103,7 +104,7 @@ class RewardModel:
 
     def goal_from_image(self, path: str | os.PathLike) -> torch.Tensor:
         """Goal features from an image or a video (its last frame), seen from the scoring camera."""
-        frames = read_frames(path, self.image_size)
+        frames = read_frames(path, self.image_size, self.frame_fit)
         return self.embed_frames(frames[-1:])[0]
 
     @torch.inference_mode()
@@ -145,11 +146,11 @@ class RewardModel:
         """Rewards for every frame of a video file / frame folder, or of a uint8 array (T, H, W, 3)."""
         if isinstance(video, np.ndarray):
             frames = _as_rgb_frames(video)
-            resized = np.stack([crop_resize(f, self.image_size) for f in frames])
+            resized = np.stack([fit_square(f, self.image_size, self.frame_fit) for f in frames])
             chunks: Iterable[np.ndarray] = [resized]
             fps = None
         else:
-            chunks = iter_frames(video, self.image_size, chunk=batch_size)
+            chunks = iter_frames(video, self.image_size, chunk=batch_size, fit=self.frame_fit)
             fps = probe(video).fps
         parts = list(self.score_chunks(chunks, goal, batch_size))
         mu = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.float32)

@@ -35,10 +35,10 @@ def even_subsample(num_frames: int, keep: int) -> np.ndarray:
     return np.unique(np.round(np.linspace(0, num_frames - 1, keep)).astype(np.int64))
 
 
-def load_video_tensor(source: VideoSource, size: int, max_frames: int) -> Demonstration:
+def load_video_tensor(source: VideoSource, size: int, max_frames: int, fit: str = "pad") -> Demonstration:
     """Decode `source` at `size` (small: 12 KB a frame at 64 px), then keep at most `max_frames` evenly
     spaced frames."""
-    chunks = [torch.from_numpy(chunk) for chunk in iter_frames(source, size)]
+    chunks = [torch.from_numpy(chunk) for chunk in iter_frames(source, size, fit=fit)]
     frames = torch.cat(chunks).permute(0, 3, 1, 2).contiguous()  # (T, 3, S, S)
     total = frames.shape[0]
     keep = even_subsample(total, max_frames)
@@ -51,6 +51,7 @@ def load_demonstrations(
     max_frames: int = 400,
     skip_bad: bool = False,
     progress: bool = True,
+    fit: str = "pad",
 ) -> tuple[list[Demonstration], list[tuple[str, str]]]:
     """All videos under `paths` as demonstrations; returns (demos, skipped) where skipped lists
     (video, reason) for files that failed to decode when `skip_bad` is set."""
@@ -59,7 +60,7 @@ def load_demonstrations(
     skipped: list[tuple[str, str]] = []
     for source in tqdm(sources, desc="decoding videos", unit="video", disable=not progress, leave=False):
         try:
-            demos.append(load_video_tensor(source, size, max_frames))
+            demos.append(load_video_tensor(source, size, max_frames, fit))
         except VideoError as exc:
             if not skip_bad:
                 raise

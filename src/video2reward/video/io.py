@@ -1,5 +1,5 @@
-"""Pixels in and out: streaming decode of video files and frame folders (PyAV, Pillow), square center
-crop + resize to the model's size, and encoding frames back to a file.
+"""Pixels in and out: streaming decode of video files and frame folders (PyAV, Pillow), fitting frames
+to the model's square size (letterbox pad, center crop or stretch), and encoding frames back to a file.
 
 Decoding never holds a whole video: `iter_frames` yields fixed-size chunks, so memory stays flat in
 video length. Every failure raises `VideoError` naming the file and what to do about it.
@@ -100,24 +100,46 @@ def _as_source(video: VideoSource | str | os.PathLike) -> VideoSource:
     return VideoSource(Path(os.fspath(video)), os.fspath(video))
 
 
-def crop_resize(frame: np.ndarray, size: int | None) -> np.ndarray:
-    """(H, W, 3) uint8 -> (size, size, 3): the largest centered square, resized with area averaging."""
+FITS = ("pad", "crop", "stretch")
+
+
+def fit_dims(width: int, height: int, size: int, fit: str) -> tuple[int, int]:
+    """Size to resize a (width x height) frame to before it is padded or cropped to (size x size)."""
+    if fit == "stretch":
+        return size, size
+    if fit == "pad":  # the long side becomes size
+        scale = size / max(width, height)
+        return max(1, min(size, round(width * scale))), max(1, min(size, round(height * scale)))
+    scale = size / min(width, height)  # crop: the short side becomes size
+    return max(size, round(width * scale)), max(size, round(height * scale))
+
+
+def to_square(frame: np.ndarray, size: int) -> np.ndarray:
+    """(h, w, 3) with each side cropped if longer than size or padded with black if shorter, centered."""
+    h, w = frame.shape[:2]
+    if h == w == size:
+        return np.ascontiguousarray(frame)
+    out = np.zeros((size, size, 3), np.uint8)
+    src_y, src_x = max(0, (h - size) // 2), max(0, (w - size) // 2)  # crop offsets
+    dst_y, dst_x = max(0, (size - h) // 2), max(0, (size - w) // 2)  # pad offsets
+    ch, cw = min(h, size), min(w, size)
+    out[dst_y : dst_y + ch, dst_x : dst_x + cw] = frame[src_y : src_y + ch, src_x : src_x + cw]
+    return out
+
+
+def fit_square(frame: np.ndarray, size: int | None, fit: str = "pad") -> np.ndarray:
+    """(H, W, 3) uint8 -> (size, size, 3), resized with area averaging. `fit` says how a non-square frame
+    becomes square: 'pad' keeps the whole frame (letterbox with black), 'crop' keeps the centered square,
+    'stretch' resizes each side on its own."""
     if size is None:
         return frame
+    if fit not in FITS:
+        raise ValueError(f"fit must be one of {FITS}, got {fit!r}")
     h, w = frame.shape[:2]
-    side = min(h, w)
-    top, left = (h - side) // 2, (w - side) // 2
-    square = frame[top : top + side, left : left + side]
-    if side == size:
-        return np.ascontiguousarray(square)
-    return np.asarray(Image.fromarray(square).resize((size, size), Image.BOX))
-
-
-def _scaled_dims(width: int, height: int, size: int) -> tuple[int, int]:
-    """Dimensions that make the short side `size` while keeping the aspect ratio."""
-    if width <= height:
-        return size, max(size, round(height * size / width))
-    return max(size, round(width * size / height)), size
+    rw, rh = fit_dims(w, h, size, fit)
+    if (rw, rh) != (w, h):
+        frame = np.asarray(Image.fromarray(frame).resize((rw, rh), Image.BOX))
+    return to_square(frame, size)
 
 
 def _open_container(source: VideoSource):
@@ -173,7 +195,7 @@ def _image_to_rgb(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("RGB"))
 
 
-def _iter_folder_frames(source: VideoSource, size: int | None) -> Iterator[np.ndarray]:
+def _iter_folder_frames(source: VideoSource, size: int | None, fit: str) -> Iterator[np.ndarray]:
     files = _image_files(source.path) if source.path.is_dir() else [source.path]
     if not files:
         raise VideoError(f"{source.name}: folder holds no image frames")
@@ -188,10 +210,10 @@ def _iter_folder_frames(source: VideoSource, size: int | None) -> Iterator[np.nd
                     f"{source.name}: frame {file.name} is {rgb.shape[1]}x{rgb.shape[0]}, the first frame is "
                     f"{first_shape[1]}x{first_shape[0]}; give a size to crop and resize every frame"
                 )
-        yield crop_resize(rgb, size)
+        yield fit_square(rgb, size, fit)
 
 
-def _iter_file_frames(source: VideoSource, size: int | None) -> Iterator[np.ndarray]:
+def _iter_file_frames(source: VideoSource, size: int | None, fit: str) -> Iterator[np.ndarray]:
     with _open_container(source) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
@@ -201,9 +223,9 @@ def _iter_file_frames(source: VideoSource, size: int | None) -> Iterator[np.ndar
                 if size is None:
                     rgb = frame.to_ndarray(format="rgb24")
                 else:
-                    w, h = _scaled_dims(frame.width, frame.height, size)
+                    w, h = fit_dims(frame.width, frame.height, size, fit)  # resize in swscale, then square
                     rgb = frame.reformat(width=w, height=h, format="rgb24", interpolation="AREA").to_ndarray()
-                    rgb = crop_resize(rgb, size)
+                    rgb = to_square(rgb, size)
                 count += 1
                 yield rgb
         except av.error.FFmpegError as exc:
@@ -218,12 +240,16 @@ def _iter_file_frames(source: VideoSource, size: int | None) -> Iterator[np.ndar
 
 
 def iter_frames(
-    video: VideoSource | str | os.PathLike, size: int | None = None, chunk: int = 256
+    video: VideoSource | str | os.PathLike, size: int | None = None, chunk: int = 256, fit: str = "pad"
 ) -> Iterator[np.ndarray]:
-    """Yield (N, S, S, 3) uint8 chunks of at most `chunk` frames, in decode order; S = `size`, or the
-    native (H, W) when `size` is None. Every frame PyAV decodes appears exactly once."""
+    """Yield (N, S, S, 3) uint8 chunks of at most `chunk` frames, in decode order; S = `size` (made square
+    as `fit` says, see `fit_square`), or the native (H, W) when `size` is None. Every frame PyAV decodes
+    appears exactly once."""
+    if fit not in FITS:
+        raise ValueError(f"fit must be one of {FITS}, got {fit!r}")
     source = _as_source(video)
-    frames = _iter_folder_frames(source, size) if source.is_frame_folder else _iter_file_frames(source, size)
+    reader = _iter_folder_frames if source.is_frame_folder else _iter_file_frames
+    frames = reader(source, size, fit)
     buffer: list[np.ndarray] = []
     for frame in frames:
         buffer.append(frame)
@@ -234,9 +260,9 @@ def iter_frames(
         yield np.stack(buffer)
 
 
-def read_frames(video: VideoSource | str | os.PathLike, size: int | None = None) -> np.ndarray:
+def read_frames(video: VideoSource | str | os.PathLike, size: int | None = None, fit: str = "pad") -> np.ndarray:
     """The whole video as (T, S, S, 3) uint8. For long videos prefer `iter_frames`."""
-    return np.concatenate(list(iter_frames(video, size)), axis=0)
+    return np.concatenate(list(iter_frames(video, size, fit=fit)), axis=0)
 
 
 _CODECS = {  # suffix -> (codec, pixel format)
