@@ -11,7 +11,7 @@ import pytest
 
 from synthetic import write_square_dataset
 from video2reward.cli import main
-from video2reward.video.io import read_frames
+from video2reward.video.io import read_frames, write_video
 
 TINY = ["--steps", "40", "--image-size", "32", "--batch-size", "32", "--frames-per-video", "8",
         "--warmup-steps", "5", "--quiet"]
@@ -96,3 +96,13 @@ def test_help_runs_as_a_command() -> None:
     out = subprocess.run([sys.executable, "-m", "video2reward.cli", "train", "--help"], capture_output=True,
                          text=True, check=True).stdout
     assert "--image-size" in out and "--encoder" in out and "--steps" in out
+
+
+def test_score_with_a_goal_image_from_the_scoring_camera(trained, tmp_path: Path) -> None:
+    root, model = trained
+    goal = tmp_path / "goal"
+    write_video(goal, read_frames(root / "test_expert" / "ep_0.mp4")[-1:], fps=1)  # a one-image folder
+    out = tmp_path / "g.jsonl"
+    assert main(["score", str(model), str(root / "test_expert"), "--out", str(out), "--goal", str(goal),
+                 "--quiet"]) == 0
+    assert len(out.read_text().splitlines()) == 2

@@ -1,4 +1,8 @@
-"""`v2r`: videos in, dense rewards out. Thin: parse, call the library, print.
+"""The `v2r` command. Thin: parse, call the library, print."""
+
+from __future__ import annotations
+
+DESCRIPTION = """v2r: videos of a task in, a dense reward function out.
 
     v2r demo                                   # everything below on built-in demo tasks, in ./v2r-demo
     v2r demo-data data/                        # scripted expert / failed videos of classic-control tasks
@@ -7,10 +11,9 @@
     v2r eval models/pendulum data/pendulum     # VOC / AUROC / dense-reward correlation
 """
 
-from __future__ import annotations
-
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -48,6 +51,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     print(f"trained {result.model.describe()} on {result.num_videos} videos ({result.num_frames} frames) "
           f"in {result.seconds:.1f} s; {metrics}")
     print(f"saved {args.out}/model.safetensors + config.json")
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
 
 
 def cmd_score(args: argparse.Namespace) -> None:
@@ -89,7 +94,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
 def build_parser() -> argparse.ArgumentParser:
     from video2reward.demo import DEMO_TASKS
 
-    parser = argparse.ArgumentParser(prog="v2r", description=__doc__, epilog=EPILOG,
+    parser = argparse.ArgumentParser(prog="v2r", description=DESCRIPTION, epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -155,6 +160,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"v2r {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `v2r eval ... | head`: the reader left; not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     return 0
 
 

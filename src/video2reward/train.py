@@ -193,6 +193,16 @@ class TrainResult:
     num_frames: int
     skipped: list[tuple[str, str]]
     metrics: dict[str, float]
+    warnings: list[str] = field(default_factory=list)
+
+
+def training_video_voc(model: RewardModel, demos: Sequence[Demonstration], max_videos: int = 8) -> float:
+    """VOC of the trained model on (up to `max_videos` of) its own demonstrations: near 1 when it learned
+    progress, near 0 when it collapsed to one value for every frame."""
+    from video2reward.evaluation import value_order_correlation
+
+    videos = [d.frames.permute(0, 2, 3, 1).numpy() for d in demos[:max_videos]]  # (T, S, S, 3) uint8
+    return value_order_correlation([model.score(v).mu for v in videos])
 
 
 def _frames_float(frames: torch.Tensor) -> torch.Tensor:
@@ -283,6 +293,17 @@ def train_reward_model(
         },
     }
     model = RewardModel(head.cpu(), model_config)
+    warnings = []
+    train_voc = training_video_voc(model, demos)
+    model_config["training"]["train_video_voc"] = round(train_voc, 4)
+    if not train_voc > 0.5:
+        warnings.append(
+            f"the model did not learn to order its own training videos (VOC {train_voc:.2f} on them): its "
+            f"features probably collapsed. Retry with a lower --lr (now {config.lr}), more --steps, or a larger "
+            f"--image-size if the moving parts are small in the frame"
+        )
+    model_config["training"]["warnings"] = warnings
     model.save(out)
     shutil.rmtree(out / "checkpoint", ignore_errors=True)  # the run finished: nothing left to resume
-    return TrainResult(model, seconds, len(demos), model_config["training"]["num_frames"], skipped, metrics)
+    return TrainResult(model, seconds, len(demos), model_config["training"]["num_frames"], skipped, metrics,
+                       warnings)

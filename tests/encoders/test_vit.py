@@ -130,7 +130,7 @@ def test_dropout_only_in_training() -> None:
 
 def test_init_follows_reference_vit() -> None:
     torch.manual_seed(0)
-    enc = ViTEncoder(ViTConfig(dim=128, depth=2))
+    enc = ViTEncoder(ViTConfig(dim=128, depth=2, pos_init="trunc_normal"))
     for t in (enc.pos_embed, enc.blocks[0].attn.qkv.weight, enc.blocks[1].mlp.fc2.weight):
         assert abs(t.std().item() - 0.02) < 0.004 and t.abs().max() <= 0.04 + 1e-6  # trunc-normal(0.02)
     assert torch.count_nonzero(enc.blocks[0].attn.qkv.bias) == 0

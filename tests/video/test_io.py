@@ -148,3 +148,23 @@ def test_unicode_and_space_paths(tmp_path: Path) -> None:
     path = tmp_path / "vidéos à tester" / "épisode 1.mp4"
     write_video(path, ramp_frames(3), fps=5)
     assert read_frames(path, size=8).shape == (3, 8, 8, 3)
+
+
+@pytest.mark.parametrize("codec, pix_fmt, suffix", [("ffv1", "gray", ".mkv"), ("png", "rgba", ".mov"),
+                                                    ("ffv1", "gray16le", ".mkv")])
+def test_grayscale_rgba_and_16bit_video_streams(tmp_path: Path, codec: str, pix_fmt: str, suffix: str) -> None:
+    import av
+
+    path = tmp_path / f"clip{suffix}"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=10)
+        stream.width, stream.height, stream.pix_fmt = 32, 32, pix_fmt
+        for k in range(4):
+            frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 60 * k, np.uint8), format="rgb24")
+            for packet in stream.encode(frame.reformat(format=pix_fmt)):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    out = read_frames(path, size=16)
+    assert out.shape == (4, 16, 16, 3)
+    np.testing.assert_allclose(out.astype(float).mean(axis=(1, 2, 3)), [0, 60, 120, 180], atol=3)

@@ -2,12 +2,13 @@
 
 Layout (default config, 64x64 input):
 
-    stem   conv3x3 stride 2, 3 -> 32        64x64 -> 32x32
+    input  RGB + 2 coordinate channels (x, y)  5 x 64 x 64
+    stem   conv3x3 stride 2, 5 -> 32        64x64 -> 32x32
     stage  residual block, 32  -> 32,  s2   32x32 -> 16x16
     stage  residual block, 32  -> 64,  s2   16x16 -> 8x8
     stage  residual block, 64  -> 128, s2   8x8   -> 4x4
     stage  residual block, 128 -> 256, s2   4x4   -> 2x2
-    global average pool -> linear -> LayerNorm     (B, dim)
+    global average + max pool -> linear -> LayerNorm     (B, dim)
 
 Each residual block is He et al.'s "basic block" (conv-norm-act, conv-norm, add, act); a block that
 changes shape gets a 1x1 strided conv + norm on its skip path. The norm is GroupNorm, which computes
@@ -15,9 +16,11 @@ its statistics per sample: train and eval behave the same, batch size 1 works, a
 never depends on the other frames in its batch. Global pooling makes the network size-agnostic: any
 image of at least 16 px works; `image_size` only records what the model was trained on.
 
-Absolute position survives global pooling: the zero padding at the borders lets the deep features
-(whose receptive field covers the whole frame) encode where things are, and on 64x64 frames this
-network learns a 3 px square's position to well under a pixel.
+Where things are must survive global pooling, because progress is often a position. Zero padding at
+the borders carries some of it; the coordinate channels (CoordConv) carry it explicitly, and the max
+pool keeps a small object's response from being averaged away by a large static background (with
+average pooling alone, a 4 px car on a letterboxed MountainCar frame was never picked up: the encoder
+collapsed to a constant).
 """
 
 from __future__ import annotations
