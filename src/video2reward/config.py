@@ -37,9 +37,10 @@ class TrainConfig:
     frames_per_video: int = _help(16, "frames drawn from each sampled video per step (batch_size / this = "
                                   "videos per step)")
     triplets_per_video: int = _help(48, "(initial, current, goal) triplets formed per sampled video per step")
-    lr: float = _help(2e-3, "peak AdamW learning rate (linear warm-up, then cosine decay)")
+    lr: float = _help(1e-3, "peak AdamW learning rate (linear warm-up, then cosine decay); at 2e-3 the encoder "
+                      "sometimes collapsed on small moving parts (a 4 px car)")
     weight_decay: float = _help(1e-4, "AdamW weight decay")
-    warmup_steps: int = _help(100, "linear learning-rate warm-up steps")
+    warmup_steps: int = _help(200, "linear learning-rate warm-up steps")
     motion_gap: int = _help(2, "the head also sees how the frame's features changed since `motion_gap` frames "
                             "earlier (frame t-k; frame 0 for the first frames), so speed and direction, not "
                             "just pose, inform progress (swing-ups pass the same pose early and late); "

@@ -17,7 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from video2reward.errors import V2RError, VideoError
-from video2reward.evaluation import EvalResult, evaluate, load_labels
+from video2reward.evaluation import EvalResult, dense_from_labels, evaluate, load_labels
 from video2reward.plots import plot_reward_curve, thumbnail_indices
 from video2reward.rewards.model import RewardModel, Rewards
 from video2reward.video.io import VideoSource, find_videos, iter_frames
@@ -146,12 +146,5 @@ def evaluate_data_dir(
     for split in ("test_expert", "test_fail"):
         report = score_videos(model, [data_dir / split], skip_bad=skip_bad, progress=progress)
         split_rewards[split] = {_relative_key(s.source, data_dir): s.rewards.mu for s in report.videos}
-    labels = load_labels(data_dir)
-    dense = None
-    if labels is not None:
-        videos = labels.get("videos", {})
-        dense = {k: videos[k]["dense"] for split in split_rewards.values() for k in split
-                 if k in videos and "dense" in videos[k]}
-        dense = dense or None
     expert, failed = split_rewards["test_expert"], split_rewards["test_fail"]
-    return evaluate(expert, failed, dense), expert, failed
+    return evaluate(expert, failed, dense_from_labels(load_labels(data_dir))), expert, failed
