@@ -51,7 +51,7 @@ class TripletSampler:
 
     def sample(self, generator: torch.Generator) -> TripletBatch:
         picks = torch.randint(len(self.demos), (self.videos_per_batch,), generator=generator).tolist()
-        frames, initial, current, previous, goal, progress, gap = [], [], [], [], [], [], []
+        frames, initial, current, previous, goal, is_last, progress, gap = [], [], [], [], [], [], [], []
         offset = 0
         for v in picks:
             demo = self.demos[v]
@@ -62,6 +62,7 @@ class TripletSampler:
             initial.append(offset + i)
             current.append(offset + c)
             goal.append(offset + g)
+            is_last.append(g == len(kept) - 1)
             if self.motion_gap > 0:  # motion partners of the kept frames, stored right after them
                 frames.append(demo.frames[motion_partners(demo.times, kept, self.motion_gap)])
                 previous.append(offset + len(kept) + c)
@@ -75,8 +76,7 @@ class TripletSampler:
         # Final frames of random demonstrations, appended after the sampled frames, as goal images.
         ends = torch.randint(len(self.demos), (self.videos_per_batch,), generator=generator).tolist()
         frames.append(torch.stack([self.demos[e].frames[-1] for e in ends]))
-        is_last = torch.cat([g == o for g, o in zip(goal, self._last_positions(goal, frames[:-1]))])
-        swap = is_last & (torch.rand(goal_t.shape, generator=generator) < self.p_other_goal)
+        swap = torch.cat(is_last) & (torch.rand(goal_t.shape, generator=generator) < self.p_other_goal)
         other = offset + torch.randint(len(ends), goal_t.shape, generator=generator)
         goal_t = torch.where(swap, other, goal_t)
         return TripletBatch(torch.cat(frames), torch.cat(initial), torch.cat(current), goal_t, torch.cat(previous),
@@ -100,15 +100,6 @@ class TripletSampler:
         # Re-draw the current frame strictly between i and g (both may have moved outward).
         c = i + 1 + (torch.rand(k, generator=generator) * (g - i - 1)).long()
         return i, c, g
-
-    def _last_positions(self, goal: list[torch.Tensor], blocks: list[torch.Tensor]) -> list[int]:
-        """Index of each video's last kept frame in the concatenated frames (partner blocks skipped)."""
-        positions, offset, per_video = [], 0, 2 if self.motion_gap > 0 else 1
-        for v in range(len(goal)):
-            kept = blocks[v * per_video]
-            positions.append(offset + kept.shape[0] - 1)
-            offset += kept.shape[0] * per_video
-        return positions
 
 
 def motion_partners(times: torch.Tensor, positions: torch.Tensor, gap: int) -> torch.Tensor:
