@@ -9,6 +9,10 @@ DESCRIPTION = """v2r: videos of a task in, a dense reward function out.
     v2r train data/pendulum/train --out models/pendulum
     v2r score models/pendulum data/pendulum/test_expert --out rewards.jsonl --plot plots/
     v2r eval models/pendulum data/pendulum     # VOC / AUROC / dense-reward correlation
+
+    v2r pretrain data/pendulum/train --method dino --out encoders/pendulum-dino   # self-supervised encoder
+    v2r probe encoders/pendulum-dino data/pendulum    # how well time reads off its frozen features
+    v2r train data/pendulum/train --encoder encoders/pendulum-dino [--freeze] --out models/pendulum
 """
 
 import argparse
@@ -17,8 +21,10 @@ import os
 import sys
 from pathlib import Path
 
-from video2reward.config import TrainConfig, add_config_arguments, config_from_args
-from video2reward.errors import V2RError
+import torch
+
+from video2reward.config import PretrainConfig, TrainConfig, add_config_arguments, config_from_args
+from video2reward.errors import ConfigError, V2RError
 
 EPILOG = "Every command takes --help. Videos: mp4/webm/avi/mov/mkv/gif files or folders of png/jpg frames."
 
@@ -85,10 +91,79 @@ def cmd_eval(args: argparse.Namespace) -> None:
         print(f"wrote {args.plot}")
 
 
+def _method_options(args: argparse.Namespace) -> dict:
+    """The `--<method>-<field>` options the user gave, for the chosen method only."""
+    from video2reward.objectives import OBJECTIVES
+
+    given = {key: value for key, value in vars(args).items() if key.startswith("opt__")}
+    options = {}
+    for key, value in given.items():
+        _, method, name = key.split("__", 2)
+        if method != args.method:
+            flag = f"--{method}-{name.replace('_', '-')}"
+            raise ConfigError(f"{flag} belongs to --method {method}, but --method is {args.method}")
+        options[name] = value
+    assert args.method in OBJECTIVES
+    return options
+
+
+def cmd_pretrain(args: argparse.Namespace) -> None:
+    from video2reward.pretrain import pretrain_encoder
+
+    config = config_from_args(PretrainConfig, args)
+    result = pretrain_encoder(args.dirs, args.out, config, _method_options(args), resume=args.resume,
+                              skip_bad=args.skip_bad, progress=not args.quiet)
+    _print_skipped(result.skipped)
+    metrics = ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items())
+    print(f"pretrained a {config.encoder} encoder with {config.method} on {result.num_videos} videos "
+          f"({result.num_frames} frames) in {result.seconds:.1f} s; {metrics}")
+    print(f"saved {args.out}/encoder.safetensors + config.json; use it with: v2r train DIR --encoder {args.out}")
+
+
+def cmd_probe(args: argparse.Namespace) -> None:
+    from video2reward.encoders import ENCODERS, build_encoder
+    from video2reward.encoders.pretrained import load_encoder
+    from video2reward.model_files import write_json
+    from video2reward.probe import probe_encoder
+
+    if args.encoder in ENCODERS:  # a randomly initialised encoder: the baseline every pretraining must beat
+        torch.manual_seed(args.seed)
+        encoder = build_encoder(args.encoder, args.image_size)
+    else:
+        encoder, _ = load_encoder(args.encoder)
+    result = probe_encoder(encoder, args.data, k=args.k, progress=not args.quiet)
+    print(result.table())
+    if args.out:
+        write_json(Path(args.out), {"encoder": args.encoder, "data": str(args.data), **result.to_dict()})
+        print(f"wrote {args.out}")
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     from video2reward.demo.pipeline import run_demo
 
     run_demo(Path(args.out), tasks=args.tasks, steps=args.steps, seed=args.seed, progress=not args.quiet)
+
+
+def _add_method_options(parser: argparse.ArgumentParser) -> None:
+    """One argument group per pretraining method: `--dino-teacher-temp` etc., each with its help text."""
+    from video2reward.config import _resolve
+    from video2reward.objectives import OBJECTIVES, objective_fields
+
+    for method in OBJECTIVES:
+        group = parser.add_argument_group(f"{method} options (with --method {method})")
+        for name, f in objective_fields(method).items():
+            flag = f"--{method}-{name.replace('_', '-')}"
+            try:
+                kind = f.type if isinstance(f.type, type) else _resolve(f.type)
+            except KeyError:  # tuple-valued fields (crop scales) are not exposed on the command line
+                continue
+            help_text = f"{f.metadata.get('help', '')} (default: {f.default})"
+            dest = f"opt__{method}__{name}"
+            if kind is bool:
+                group.add_argument(flag, dest=dest, action=argparse.BooleanOptionalAction,
+                                   default=argparse.SUPPRESS, help=help_text)
+            elif kind in (int, float, str):
+                group.add_argument(flag, dest=dest, type=kind, default=argparse.SUPPRESS, help=help_text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -127,6 +202,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from OUT/checkpoint")
     p.add_argument("--skip-bad", action="store_true", help="skip videos that fail to decode and list them")
     add_config_arguments(p, TrainConfig)
+
+    p = add("pretrain", "learn a frame encoder from unlabelled videos with a self-supervised objective; "
+            "save it for `v2r train --encoder`", cmd_pretrain)
+    p.add_argument("dirs", nargs="+", metavar="DIR", help="video files or folders (searched recursively)")
+    p.add_argument("--out", required=True, help="encoder folder to write (encoder.safetensors + config.json)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run from OUT/checkpoint")
+    p.add_argument("--skip-bad", action="store_true", help="skip videos that fail to decode and list them")
+    add_config_arguments(p, PretrainConfig)
+    _add_method_options(p)
+
+    p = add("probe", "fit kNN and linear probes of normalised time on frozen features of DATA/train, report their "
+            "VOC on DATA/test_expert and the feature spread (collapse check)", cmd_probe)
+    p.add_argument("encoder", help="encoder folder from `v2r pretrain`, a reward-model folder, a .safetensors "
+                   "weights file (own shapes with a JSON config beside it, or a DINOv2-style ViT), or 'cnn'/'vit' "
+                   "for a randomly initialised one")
+    p.add_argument("data", help="folder with train/ and test_expert/")
+    p.add_argument("--k", type=int, default=5, help="neighbours of the kNN probe (default: 5)")
+    p.add_argument("--image-size", type=int, default=64, help="frame size of a random 'cnn'/'vit' encoder")
+    p.add_argument("--seed", type=int, default=0, help="seed of a random 'cnn'/'vit' encoder")
+    p.add_argument("--out", help="also write the results as JSON here")
 
     p = add("score", "write per-frame rewards of videos as JSONL: {\"video\", \"rewards\", \"sigma\", \"fps\"}",
             cmd_score)

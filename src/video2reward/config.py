@@ -11,6 +11,7 @@ from typing import Any, get_args, get_origin
 import torch
 
 HEADS = ("progress", "pixel-ridge")
+PRETRAIN_METHODS = ("simclr", "dcl", "moco", "dino", "mae", "tcn", "rotation")
 
 
 def _help(default: Any, text: str, **extra: Any) -> Any:
@@ -24,8 +25,11 @@ class TrainConfig:
     head: str = _help("progress", "reward head: 'progress' (Video2Reward goal-conditioned progress, a Normal "
                       "trained with KL) or 'pixel-ridge' (PCA of raw pixels + ridge on time: the floor baseline)",
                       choices=HEADS)
-    encoder: str = _help("cnn", "frame encoder for the progress head: 'cnn' (fast on CPU) or 'vit'",
-                         choices=("cnn", "vit"))
+    encoder: str = _help("cnn", "frame encoder for the progress head: 'cnn' (fast on CPU), 'vit', or a "
+                         "pretrained one: a folder from `v2r pretrain`, a reward-model folder, or a .safetensors "
+                         "weights file (see `v2r probe --help`); a pretrained encoder sets the frame size")
+    freeze: bool = _help(False, "keep a pretrained --encoder's weights fixed and train only the head (faster; "
+                         "needs features that already order time: check with `v2r probe`)")
     image_size: int = _help(64, "frames are made square and resized to this many pixels")
     frame_fit: str = _help("pad", "how a non-square frame becomes square: 'pad' keeps the whole frame (black "
                            "letterbox bars), 'crop' keeps the centered square (loses the sides: a goal at the "
@@ -56,6 +60,29 @@ class TrainConfig:
     checkpoint_every: int = _help(500, "write a resumable checkpoint every this many steps")
     pca_components: int = _help(32, "pixel-ridge: principal components of the downscaled pixels")
     ridge_alpha: float = _help(1.0, "pixel-ridge: L2 penalty of the ridge regression")
+
+
+@dataclass
+class PretrainConfig:
+    """How `v2r pretrain` learns an encoder from videos without labels."""
+
+    method: str = _help("tcn", "self-supervised objective: simclr, dcl, moco, dino, mae (ViT only), tcn "
+                        "(time-contrastive), rotation", choices=PRETRAIN_METHODS)
+    encoder: str = _help("cnn", "architecture to pretrain: 'cnn' or 'vit'", choices=("cnn", "vit"))
+    image_size: int = _help(64, "frames are made square and resized to this many pixels")
+    frame_fit: str = _help("pad", "how a non-square frame becomes square: pad, crop or stretch (see v2r train)",
+                           choices=("pad", "crop", "stretch"))
+    steps: int = _help(1000, "gradient steps")
+    batch_size: int = _help(64, "frames per step (each objective makes its views of them)")
+    frames_per_video: int = _help(8, "frames drawn from each sampled video per step")
+    lr: float = _help(1e-3, "peak AdamW learning rate (linear warm-up, then cosine decay)")
+    weight_decay: float = _help(0.05, "AdamW weight decay")
+    warmup_steps: int = _help(100, "linear learning-rate warm-up steps")
+    max_frames_per_video: int = _help(400, "longer videos are subsampled evenly to this many frames")
+    seed: int = _help(0, "seed for sampling, augmentation and initialisation (runs are reproducible)")
+    device: str = _help("auto", "'cpu', 'cuda' or 'auto' (cuda when available)")
+    threads: int = _help(0, "torch CPU threads; 0 = torch's default (all cores)")
+    checkpoint_every: int = _help(250, "write a resumable checkpoint every this many steps")
 
 
 def resolve_device(name: str) -> torch.device:

@@ -15,7 +15,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,8 @@ import torch.nn as nn
 from tqdm import tqdm
 
 from video2reward.config import TrainConfig, resolve_device
-from video2reward.encoders import build_encoder
+from video2reward.encoders import ENCODERS, build_encoder
+from video2reward.encoders.pretrained import load_encoder
 from video2reward.errors import ConfigError, V2RError
 from video2reward.model_files import load_tensors, read_json, save_tensors, write_json
 from video2reward.rewards.model import RewardModel, head_config_dict
@@ -132,6 +133,7 @@ def train_loop(
     desc: str = "training",
 ) -> dict[str, float]:
     """Run optimisation steps `start_step` .. `steps - 1`; returns the last metrics (smoothed).
+    After every optimizer step, `module.after_step(step, steps)` runs when the module has one.
 
     The learning rate is a pure function of the step, the batch a pure function of the generator state,
     so a run resumed from a checkpoint continues exactly as the uninterrupted run would have."""
@@ -158,6 +160,9 @@ def train_loop(
             if grad_clip:
                 nn.utils.clip_grad_norm_(module.parameters(), grad_clip)
             optimizer.step()
+            after_step = getattr(module, "after_step", None)
+            if after_step is not None:  # momentum targets (MoCo keys, DINO teacher), queues
+                after_step(step, steps)
             for k, v in metrics.items():  # exponential moving average for a readable bar
                 smoothed[k] = v if k not in smoothed else 0.95 * smoothed[k] + 0.05 * v
             if step % 10 == 0:
@@ -216,11 +221,45 @@ def _fit_pixel_ridge(demos: Sequence[Demonstration], config: TrainConfig) -> tup
     return head, head.fit(frames, targets)
 
 
+def is_pretrained(encoder: str) -> bool:
+    """`--encoder` names a weights file or folder rather than a built-in architecture."""
+    return encoder not in ENCODERS
+
+
+def pretrained_image_size(config: TrainConfig) -> int:
+    """The frame size training must use: a pretrained encoder's own, else `config.image_size`."""
+    if not is_pretrained(config.encoder) or config.head != "progress":
+        return config.image_size
+    encoder, _ = load_encoder(config.encoder)
+    return int(encoder.config.image_size)
+
+
+def _make_encoder(config: TrainConfig) -> nn.Module:
+    """A fresh `cnn`/`vit`, or the pretrained encoder `config.encoder` (frozen with `config.freeze`)."""
+    if not is_pretrained(config.encoder):
+        if config.freeze:
+            raise ConfigError(f"--freeze needs a pretrained --encoder (a folder or weights file), not "
+                              f"{config.encoder!r}: a frozen random encoder learns nothing")
+        return build_encoder(config.encoder, config.image_size)
+    encoder, _ = load_encoder(config.encoder)
+    if config.freeze:
+        encoder.requires_grad_(False)  # the head's optimizer skips it; no backward through it
+    return encoder
+
+
+def encoder_name(encoder: nn.Module) -> str:
+    """The registry name ('cnn', 'vit') of an encoder instance, which is what a model file records."""
+    for name, (_, cls) in ENCODERS.items():
+        if type(encoder) is cls:
+            return name
+    raise ConfigError(f"encoder of type {type(encoder).__name__} is not a registered architecture")
+
+
 def _fit_progress(
     demos: Sequence[Demonstration], config: TrainConfig, device: torch.device, out: Path, resume: bool,
     progress: bool,
 ) -> tuple[nn.Module, dict[str, float]]:
-    encoder = build_encoder(config.encoder, config.image_size)
+    encoder = _make_encoder(config)
     head = ProgressHead(encoder, ProgressConfig(sigma_min=config.sigma_min, motion_gap=config.motion_gap))
     head = head.to(device)
     per_video = config.frames_per_video * (2 if config.motion_gap > 0 else 1)  # motion partners are encoded too
@@ -239,7 +278,8 @@ def _fit_progress(
         batch.frames = frames
         return batch.to(device)
 
-    optimizer = torch.optim.AdamW(head.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    params = [p for p in head.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     generator = torch.Generator().manual_seed(config.seed)
     checkpointer = Checkpointer(out / "checkpoint", config.checkpoint_every, asdict(config))
     start = 0
@@ -262,6 +302,9 @@ def train_reward_model(
     """Train a reward model on every video under `paths` (each a successful demonstration); save it to `out`."""
     config = config or TrainConfig()
     out = Path(out)
+    size = pretrained_image_size(config)
+    if size != config.image_size:  # the pretrained encoder saw frames of its own size: keep it
+        config = replace(config, image_size=size)
     if config.image_size < 16:
         raise ConfigError(f"--image-size {config.image_size}: use at least 16 pixels")
     check_writable(out)
@@ -277,7 +320,10 @@ def train_reward_model(
         encoder_info = None
     elif config.head == "progress":
         head, metrics = _fit_progress(demos, config, device, out, resume, progress)
-        encoder_info = {"name": config.encoder, "config": asdict(head.encoder.config)}
+        encoder_info = {"name": encoder_name(head.encoder), "config": asdict(head.encoder.config)}
+        if is_pretrained(config.encoder):
+            encoder_info["pretrained_from"] = str(config.encoder)
+            encoder_info["frozen"] = config.freeze
     else:
         raise ConfigError(f"--head {config.head}: unknown head (known: progress, pixel-ridge)")
     seconds = time.perf_counter() - t0

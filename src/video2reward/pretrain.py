@@ -1,0 +1,100 @@
+"""`v2r pretrain`: learn a frame encoder from the user's own videos with a self-supervised objective.
+
+    demos -> FrameSampler -> objective.make_batch (augmented views) -> objective(batch) -> (loss, metrics)
+          -> the one training loop (train.train_loop: AdamW, warm-up + cosine, checkpoints, --resume)
+          -> objective.encoder saved as ENCODER_DIR/encoder.safetensors + config.json
+
+Only the encoder is kept; projection heads, teachers and queues are thrown away. `v2r train --encoder
+ENCODER_DIR` then puts a reward head on it (fine-tuned, or frozen with --freeze).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from video2reward.config import PretrainConfig, resolve_device
+from video2reward.encoders import build_encoder
+from video2reward.encoders.pretrained import save_encoder
+from video2reward.errors import ConfigError
+from video2reward.objectives import OBJECTIVES, build_objective
+from video2reward.objectives.base import batch_to
+from video2reward.train import Checkpointer, TrainingError, check_writable, train_loop
+from video2reward.video.dataset import load_demonstrations
+from video2reward.video.frame_sampler import FrameSampler
+
+
+@dataclass
+class PretrainResult:
+    encoder: torch.nn.Module
+    seconds: float
+    num_videos: int
+    num_frames: int
+    skipped: list[tuple[str, str]]
+    metrics: dict[str, float]
+
+
+def pretrain_encoder(
+    paths: Sequence[str | os.PathLike], out: str | os.PathLike, config: PretrainConfig | None = None,
+    method_options: Mapping[str, Any] | None = None, resume: bool = False, skip_bad: bool = False,
+    progress: bool = True,
+) -> PretrainResult:
+    """Pretrain `config.encoder` on every video under `paths` with `config.method`; save it to `out`.
+    `method_options` override fields of the method's config (e.g. {"teacher_temp": 0.07} for DINO)."""
+    config = config or PretrainConfig()
+    method_options = dict(method_options or {})
+    out = Path(out)
+    if config.method not in OBJECTIVES:
+        raise ConfigError(f"--method {config.method}: unknown (known: {', '.join(OBJECTIVES)})")
+    if config.batch_size < config.frames_per_video or config.frames_per_video < 1:
+        raise ConfigError(f"--batch-size {config.batch_size} must be at least --frames-per-video "
+                          f"{config.frames_per_video} (>= 1)")
+    check_writable(out)
+    if config.threads > 0:
+        torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    device = resolve_device(config.device)
+    t0 = time.perf_counter()
+    demos, skipped = load_demonstrations(paths, config.image_size, config.max_frames_per_video, skip_bad, progress,
+                                         config.frame_fit)
+    encoder = build_encoder(config.encoder, config.image_size)
+    objective = build_objective(config.method, encoder, **method_options).to(device)
+    window = getattr(objective, "neighbour_window", 0)
+    per_step_videos = max(1, config.batch_size // config.frames_per_video // (2 if window > 0 else 1))
+    sampler = FrameSampler(list(demos), frames_per_video=config.frames_per_video,
+                           videos_per_batch=per_step_videos, neighbour_window=window)
+
+    def sample(generator: torch.Generator):
+        return batch_to(objective.make_batch(sampler.sample(generator), generator), device)
+
+    params = [p for p in objective.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    generator = torch.Generator().manual_seed(config.seed)
+    run_config = {"pretrain": asdict(config), "method_options": method_options}
+    checkpointer = Checkpointer(out / "checkpoint", config.checkpoint_every, run_config)
+    start = 0
+    if resume:
+        if not checkpointer.exists():
+            raise TrainingError(f"--resume: no checkpoint in {checkpointer.directory}; run without --resume")
+        start = checkpointer.load(objective, optimizer, generator)
+    metrics = train_loop(objective, sample, optimizer, config.steps, generator, warmup=config.warmup_steps,
+                         checkpointer=checkpointer, start_step=start, progress=progress,
+                         desc=f"pretraining ({config.method})")
+    seconds = time.perf_counter() - t0
+    encoder = objective.encoder.cpu().eval()
+    method_config = dataclasses.asdict(objective.config) if dataclasses.is_dataclass(objective.config) else {}
+    save_encoder(out, encoder, config.encoder, extra={"pretraining": {
+        "method": config.method, "method_config": method_config, "config": asdict(config),
+        "seconds": round(seconds, 2), "videos": [d.name for d in demos],
+        "num_frames": int(sum(d.num_frames for d in demos)), "skipped": skipped, "final_metrics": metrics,
+    }})
+    shutil.rmtree(out / "checkpoint", ignore_errors=True)  # finished: nothing left to resume
+    return PretrainResult(encoder, seconds, len(demos), int(sum(d.num_frames for d in demos)), skipped, metrics)

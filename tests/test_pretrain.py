@@ -1,0 +1,103 @@
+"""`v2r pretrain` -> encoder folder -> `v2r probe` and `v2r train --encoder [--freeze]`, end to end on tiny
+generated videos; plus resume and the per-method options."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from synthetic import write_square_dataset
+from video2reward.cli import main
+from video2reward.config import PretrainConfig
+from video2reward.encoders.pretrained import load_encoder
+from video2reward.pretrain import pretrain_encoder
+
+TINY = ["--steps", "12", "--image-size", "32", "--batch-size", "16", "--frames-per-video", "4",
+        "--warmup-steps", "2", "--quiet"]
+TINY_TRAIN = ["--steps", "40", "--batch-size", "32", "--frames-per-video", "8", "--warmup-steps", "5", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    return write_square_dataset(tmp_path_factory.mktemp("squares") / "data")
+
+
+@pytest.mark.parametrize("method,encoder", [("simclr", "cnn"), ("dcl", "cnn"), ("moco", "cnn"), ("dino", "cnn"),
+                                            ("mae", "vit"), ("tcn", "cnn"), ("rotation", "cnn")])
+def test_every_method_pretrains_and_saves_a_loadable_encoder(data: Path, tmp_path: Path, method: str,
+                                                             encoder: str) -> None:
+    out = tmp_path / method
+    extra = ["--moco-queue-size", "64"] if method == "moco" else []
+    assert main(["pretrain", str(data / "train"), "--method", method, "--encoder", encoder, "--out", str(out),
+                 *TINY, *extra]) == 0
+    assert {p.name for p in out.iterdir()} == {"encoder.safetensors", "config.json"}  # checkpoint removed
+    enc, _ = load_encoder(out)
+    config = json.loads((out / "config.json").read_text())
+    assert config["pretraining"]["method"] == method
+    x = torch.rand(2, 3, 32, 32)
+    assert enc(x).shape == (2, enc.dim) and torch.isfinite(enc(x)).all()
+
+
+def test_pretrained_encoder_trains_a_reward_model_frozen_and_fine_tuned(data: Path, tmp_path: Path) -> None:
+    enc_dir = tmp_path / "enc"
+    assert main(["pretrain", str(data / "train"), "--method", "tcn", "--out", str(enc_dir), *TINY]) == 0
+    enc, _ = load_encoder(enc_dir)
+    before = {k: v.clone() for k, v in enc.state_dict().items()}
+    for freeze in ("--freeze", "--no-freeze"):
+        model = tmp_path / f"model{freeze}"
+        assert main(["train", str(data / "train"), "--encoder", str(enc_dir), freeze, "--out", str(model),
+                     *TINY_TRAIN]) == 0
+        config = json.loads((model / "config.json").read_text())
+        assert config["image_size"] == 32  # the encoder's own frame size, not train's default 64
+        assert config["encoder"]["pretrained_from"] == str(enc_dir)
+        from video2reward.model_files import load_tensors
+        weights = load_tensors(model / "model.safetensors")
+        same = all(torch.equal(weights[f"head.encoder.{k}"] if f"head.encoder.{k}" in weights
+                               else weights[f"encoder.{k}"], v) for k, v in before.items())
+        assert same == (freeze == "--freeze")  # frozen: the encoder is exactly the pretrained one
+
+
+def test_freeze_without_a_pretrained_encoder_is_a_clear_error(data: Path, tmp_path: Path, capsys) -> None:
+    assert main(["train", str(data / "train"), "--freeze", "--out", str(tmp_path / "m"), *TINY_TRAIN]) == 2
+    assert "--freeze needs a pretrained --encoder" in capsys.readouterr().err
+
+
+def test_option_of_another_method_is_refused(data: Path, tmp_path: Path, capsys) -> None:
+    assert main(["pretrain", str(data / "train"), "--method", "simclr", "--dino-teacher-temp", "0.05",
+                 "--out", str(tmp_path / "e"), *TINY]) == 2
+    assert "--dino-teacher-temp belongs to --method dino" in capsys.readouterr().err
+
+
+def test_interrupted_pretraining_resumes_to_the_same_weights(data: Path, tmp_path: Path, monkeypatch) -> None:
+    config = PretrainConfig(method="dino", image_size=32, steps=8, batch_size=8, frames_per_video=4,
+                            warmup_steps=2, checkpoint_every=3)
+    whole = pretrain_encoder([data / "train"], tmp_path / "a", config, progress=False).encoder
+
+    import video2reward.train as train_module
+    real_save = train_module.Checkpointer.save
+
+    def save_then_die(self, step, *args):  # a kill right after the step-6 checkpoint is written
+        real_save(self, step, *args)
+        if step == 6:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module.Checkpointer, "save", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        pretrain_encoder([data / "train"], tmp_path / "b", config, progress=False)
+    monkeypatch.setattr(train_module.Checkpointer, "save", real_save)
+    resumed = pretrain_encoder([data / "train"], tmp_path / "b", config, resume=True, progress=False).encoder
+    for (k, p), q in zip(whole.state_dict().items(), resumed.state_dict().values()):
+        assert torch.equal(p, q), k  # teacher, center and schedules restored: bit for bit
+
+
+def test_probe_reports_time_probes_and_collapse(data: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "probe.json"
+    assert main(["probe", "cnn", str(data), "--image-size", "32", "--out", str(out), "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "kNN probe VOC" in printed and "linear probe VOC" in printed
+    result = json.loads(out.read_text())
+    assert result["feature_std"] > 0.1 and not result["collapsed"]
+    assert main(["probe", "cnn", str(tmp_path / "nowhere")]) == 2
