@@ -13,6 +13,10 @@ DESCRIPTION = """v2r: videos of a task in, a dense reward function out.
     v2r pretrain data/pendulum/train --method dino --out encoders/pendulum-dino   # self-supervised encoder
     v2r probe encoders/pendulum-dino data/pendulum    # how well time reads off its frozen features
     v2r train data/pendulum/train --encoder encoders/pendulum-dino [--freeze] --out models/pendulum
+
+    v2r rl mountaincar --reward models/mountaincar --algo dqn --out runs/mc-v2r   # an agent on the video reward
+    v2r rl mountaincar --reward env --algo dqn --out runs/mc-env                   # the comparison run
+    v2r rl-report runs/mc-v2r runs/mc-env                                          # table + learning curves
 """
 
 import argparse
@@ -23,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from video2reward.config import PretrainConfig, TrainConfig, add_config_arguments, config_from_args
+from video2reward.config import PretrainConfig, RLConfig, TrainConfig, add_config_arguments, config_from_args
 from video2reward.errors import ConfigError, V2RError
 
 EPILOG = "Every command takes --help. Videos: mp4/webm/avi/mov/mkv/gif files or folders of png/jpg frames."
@@ -138,6 +142,25 @@ def cmd_probe(args: argparse.Namespace) -> None:
         print(f"wrote {args.out}")
 
 
+def cmd_rl(args: argparse.Namespace) -> None:
+    from video2reward.rl.agents import train_agent
+
+    config = config_from_args(RLConfig, args)
+    rows = train_agent(args.task, args.reward, args.out, config, progress=not args.quiet)
+    last = rows[-1]
+    print(f"{args.task} with {'the env reward' if args.reward == 'env' else args.reward}: final success "
+          f"{last.success_rate:.0%}, env return {last.env_return:.1f} after {last.step} steps")
+    print(f"wrote {args.out}/eval.csv, policy.safetensors + config.json, learning_curve.png, eval_episode.mp4")
+
+
+def cmd_rl_report(args: argparse.Namespace) -> None:
+    from video2reward.rl.report import plot_learning_curves, report_table
+
+    print(report_table(args.runs))
+    plot_learning_curves(args.runs, args.plot)
+    print(f"wrote {args.plot}")
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     from video2reward.demo.pipeline import run_demo
 
@@ -168,6 +191,7 @@ def _add_method_options(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from video2reward.demo import DEMO_TASKS
+    from video2reward.demo.experts import TASKS  # DEMO_TASKS (the default) and the Meta-World tasks
 
     parser = argparse.ArgumentParser(prog="v2r", description=DESCRIPTION, epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -182,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("demo", "generate demo data, train a progress model and the pixel-ridge floor per task, score, "
             "plot and print the eval table, all under one folder", cmd_demo)
     p.add_argument("--out", default="v2r-demo", help="folder for data, models, rewards, plots (default: v2r-demo)")
-    p.add_argument("--tasks", nargs="+", default=list(DEMO_TASKS), choices=DEMO_TASKS, help="demo tasks")
+    p.add_argument("--tasks", nargs="+", default=list(DEMO_TASKS), choices=list(TASKS), help="demo tasks")
     p.add_argument("--steps", type=int, default=TrainConfig.steps, help="training steps of the progress head")
     p.add_argument("--seed", type=int, default=0, help="seed for data and training")
 
@@ -190,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
             "test_fail}/*.mp4 + labels.json (success flags and the environment's dense signal per frame)",
             cmd_demo_data)
     p.add_argument("out", help="output folder")
-    p.add_argument("--tasks", nargs="+", default=list(DEMO_TASKS), choices=DEMO_TASKS, help="demo tasks")
+    p.add_argument("--tasks", nargs="+", default=list(DEMO_TASKS), choices=list(TASKS), help="demo tasks")
     p.add_argument("--seed", type=int, default=0, help="seed (same seed, same videos)")
     p.add_argument("--n-train", type=int, default=20, help="expert videos in train/")
     p.add_argument("--n-test-expert", type=int, default=10, help="expert videos in test_expert/")
@@ -222,6 +246,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-size", type=int, default=64, help="frame size of a random 'cnn'/'vit' encoder")
     p.add_argument("--seed", type=int, default=0, help="seed of a random 'cnn'/'vit' encoder")
     p.add_argument("--out", help="also write the results as JSON here")
+
+    p = add("rl", "train an agent (SB3 DQN or SAC) on TASK with the learned reward of a model (or the env's own "
+            "reward, for comparison), evaluating true task success as it learns", cmd_rl)
+    p.add_argument("task", help="a demo task (mountaincar, pendulum, ...), metaworld:<env>-v3, or a gymnasium id")
+    p.add_argument("--reward", required=True, help="reward model folder from `v2r train`, or 'env' for the "
+                   "environment's own reward")
+    p.add_argument("--out", required=True, help="run folder: eval.csv, policy.safetensors, learning_curve.png, "
+                   "eval_episode.mp4")
+    add_config_arguments(p, RLConfig)
+
+    p = add("rl-report", "table (final success and env return over seeds) and learning curves of `v2r rl` runs",
+            cmd_rl_report)
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run folders from `v2r rl`")
+    p.add_argument("--plot", default="rl_report.png", help="learning-curve PNG to write (default: rl_report.png)")
 
     p = add("score", "write per-frame rewards of videos as JSONL: {\"video\", \"rewards\", \"sigma\", \"fps\"}",
             cmd_score)

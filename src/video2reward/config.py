@@ -72,7 +72,7 @@ class PretrainConfig:
     image_size: int = _help(64, "frames are made square and resized to this many pixels")
     frame_fit: str = _help("pad", "how a non-square frame becomes square: pad, crop or stretch (see v2r train)",
                            choices=("pad", "crop", "stretch"))
-    steps: int = _help(1000, "gradient steps")
+    steps: int = _help(600, "gradient steps")
     batch_size: int = _help(64, "frames per step (each objective makes its views of them)")
     frames_per_video: int = _help(8, "frames drawn from each sampled video per step")
     lr: float = _help(1e-3, "peak AdamW learning rate (linear warm-up, then cosine decay)")
@@ -83,6 +83,39 @@ class PretrainConfig:
     device: str = _help("auto", "'cpu', 'cuda' or 'auto' (cuda when available)")
     threads: int = _help(0, "torch CPU threads; 0 = torch's default (all cores)")
     checkpoint_every: int = _help(250, "write a resumable checkpoint every this many steps")
+
+
+@dataclass
+class RLConfig:
+    """How `v2r rl` trains and evaluates an agent."""
+
+    algo: str = _help("auto", "dqn (discrete actions), sac (continuous), or auto: by the action space",
+                      choices=("auto", "dqn", "sac"))
+    steps: int = _help(100_000, "environment steps of training")
+    reward_mode: str = _help("progress", "learned reward per step: 'progress' (mu - 1: at most 0, so reaching "
+                             "the goal and ending the episode early pays), 'uncertainty' (mu - k*sigma - 1), or "
+                             "'shaping' (mu_t - mu_{t-1}, potential-based)",
+                             choices=("progress", "uncertainty", "shaping"))
+    k: float = _help(1.0, "weight of sigma in the 'uncertainty' reward")
+    eval_every: int = _help(5000, "evaluate every this many training steps")
+    eval_episodes: int = _help(10, "deterministic evaluation episodes per evaluation")
+    seed: int = _help(0, "seed of the agent, the environments and the evaluation episodes")
+    threads: int = _help(1, "torch CPU threads (RL nets are small: 1 is usually fastest)")
+    # DQN (stable-baselines3; defaults from rl-baselines3-zoo's MountainCar-v0 setting)
+    dqn_lr: float = _help(4e-3, "DQN learning rate")
+    dqn_buffer: int = _help(10_000, "DQN replay buffer size")
+    dqn_batch: int = _help(128, "DQN batch size")
+    dqn_learning_starts: int = _help(1000, "DQN steps of random play before learning")
+    dqn_gamma: float = _help(0.98, "DQN discount")
+    dqn_target_update: int = _help(600, "DQN target network update interval (steps)")
+    dqn_train_freq: int = _help(16, "DQN: train every this many steps ...")
+    dqn_gradient_steps: int = _help(8, "... with this many gradient steps")
+    dqn_exploration_fraction: float = _help(0.2, "DQN: fraction of training over which epsilon decays")
+    dqn_exploration_final: float = _help(0.07, "DQN final epsilon")
+    # SAC
+    sac_lr: float = _help(1e-3, "SAC learning rate")
+    sac_learning_starts: int = _help(1000, "SAC steps of random play before learning")
+    sac_gamma: float = _help(0.99, "SAC discount")
 
 
 def resolve_device(name: str) -> torch.device:

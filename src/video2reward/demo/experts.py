@@ -5,8 +5,9 @@ A policy maps an observation to an action. The experts are stateless functions b
 physics (energy pumping, then balancing); the failure policies are small classes holding a random
 generator or a step counter, so build a fresh one for every episode.
 
-Adding a task (Meta-World reach, drawer-open, ...) means adding one `DemoTask` entry to `TASKS`: the
-generator only talks to tasks through that dataclass.
+Adding a task means adding one `DemoTask` entry to `TASKS`: the generator only talks to tasks through
+that dataclass. The Meta-World tasks (reach, drawer-open, button-press-topdown, door-open) are defined in
+`metaworld_tasks.py` and registered at the end of this file; `DEMO_TASKS`, the default set, stays classic.
 """
 
 from __future__ import annotations
@@ -219,6 +220,9 @@ class DemoTask:
     max_steps: int
     failure_policies: tuple[str, ...] = FAILURE_POLICIES
     make_kwargs: dict[str, Any] = field(default_factory=dict)  # extra gym.make arguments
+    # Tasks whose env gym.make alone cannot build (Meta-World): make_env(render_mode=..., max_episode_steps=...)
+    # builds it instead, and env_id only names it.
+    make_env: Callable[..., gym.Env] | None = None
 
 
 PENDULUM = DemoTask(
@@ -254,8 +258,11 @@ MOUNTAIN_CAR = DemoTask(
     max_steps=300,
 )
 
-TASKS: dict[str, DemoTask] = {task.name: task for task in (PENDULUM, MOUNTAIN_CAR)}
-DEMO_TASKS: tuple[str, ...] = tuple(TASKS)
+# Meta-World reach, drawer-open, button-press-topdown, door-open (imported here, after DemoTask, which they use).
+from video2reward.demo.metaworld_tasks import METAWORLD_TASKS  # noqa: E402
+
+TASKS: dict[str, DemoTask] = {task.name: task for task in (PENDULUM, MOUNTAIN_CAR, *METAWORLD_TASKS)}
+DEMO_TASKS: tuple[str, ...] = (PENDULUM.name, MOUNTAIN_CAR.name)  # the default set: seconds to generate
 
 
 def make_policy(

@@ -58,8 +58,10 @@ def _headless() -> None:
 
 def make_env(task: DemoTask, render: bool = True) -> gym.Env:
     """The task's gymnasium env; its time limit is the task's `max_steps`, so only we end episodes."""
-    _headless()
     render_mode = "rgb_array" if render else None
+    if task.make_env is not None:
+        return task.make_env(render_mode=render_mode, max_episode_steps=task.max_steps)
+    _headless()
     return gym.make(task.env_id, render_mode=render_mode, max_episode_steps=task.max_steps, **task.make_kwargs)
 
 

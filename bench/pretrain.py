@@ -1,0 +1,129 @@
+"""Self-supervised pretraining on the demo tasks: does a pretrained encoder make a better reward?
+
+    python bench/pretrain.py --out /tmp/bp                   # every method on both demo tasks
+    python bench/pretrain.py --tasks pendulum --methods tcn dino --pretrain-steps 300 --train-steps 500
+
+For each task and method: pretrain time, probe VOC (kNN and linear time probes on frozen features, held-out
+expert videos), feature std (collapse check: ~1 healthy, 0 collapsed), and the progress reward's VOC /
+AUROC / dense correlation with that encoder frozen and fine-tuned; next to a randomly initialised encoder
+(frozen and fine-tuned, i.e. plain `v2r train`) and the pixel-ridge floor. Every figure is measured in this
+run. Each finished row is also written to OUT/results/<task>-<method>.json; a rerun with the same --out
+skips rows already there (so an interrupted benchmark continues).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from video2reward.config import PRETRAIN_METHODS, PretrainConfig, TrainConfig
+from video2reward.demo import DEMO_TASKS, generate_demo_data
+from video2reward.demo.pipeline import run_task
+from video2reward.encoders import build_encoder
+from video2reward.encoders.pretrained import load_encoder, save_encoder
+from video2reward.pretrain import pretrain_encoder
+from video2reward.probe import probe_encoder
+
+COLUMNS = ("task", "encoder", "pretrain s", "kNN VOC", "lin VOC", "feat std", "frozen VOC", "frozen AUROC",
+           "frozen dense", "tuned VOC", "tuned AUROC", "tuned dense")
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "-"
+    return f"{v:.3f}" if isinstance(v, float) and abs(v) < 10 else (f"{v:.0f}" if isinstance(v, float) else str(v))
+
+
+def reward_row(task_dir: Path, encoder: str, freeze: bool, model_dir: Path, args) -> dict:
+    config = replace(TrainConfig(), encoder=encoder, freeze=freeze, steps=args.train_steps, seed=args.seed,
+                     threads=args.threads)
+    row = run_task(task_dir, model_dir, config, progress=False)
+    return {"voc": row.voc, "auroc": row.auroc, "dense": row.dense, "train_s": row.train_seconds}
+
+
+def bench_one(task: str, task_dir: Path, method: str, out: Path, args) -> dict:
+    work = out / "work" / f"{task}-{method}"
+    t0 = time.perf_counter()
+    if method == "pixel-ridge":
+        config = replace(TrainConfig(), head="pixel-ridge", seed=args.seed)
+        row = run_task(task_dir, work / "reward", config, progress=False)
+        return {"task": task, "encoder": "pixel-ridge floor", "tuned": {"voc": row.voc, "auroc": row.auroc,
+                                                                        "dense": row.dense}}
+    if method == "random":
+        torch.manual_seed(args.seed)
+        save_encoder(work / "encoder", build_encoder("cnn", 64), "cnn", extra={"pretraining": {"method": None}})
+        pretrain_s = None
+    else:
+        arch = "vit" if method == "mae" else "cnn"
+        config = PretrainConfig(method=method, encoder=arch, steps=args.pretrain_steps, seed=args.seed,
+                                threads=args.threads)
+        pretrain_s = pretrain_encoder([task_dir / "train"], work / "encoder", config, progress=False).seconds
+    encoder, _ = load_encoder(work / "encoder")
+    probe = probe_encoder(encoder, task_dir)
+    label = "random init" if method == "random" else f"{method} ({'vit' if method == 'mae' else 'cnn'})"
+    result = {"task": task, "encoder": label, "pretrain_s": pretrain_s, "knn_voc": probe.knn_voc,
+              "linear_voc": probe.linear_voc, "feature_std": probe.feature_std,
+              "frozen": reward_row(task_dir, str(work / "encoder"), True, work / "frozen", args),
+              "tuned": reward_row(task_dir, str(work / "encoder"), False, work / "tuned", args),
+              "seconds": time.perf_counter() - t0}
+    return result
+
+
+def cells(r: dict) -> list[str]:
+    f, t = r.get("frozen", {}), r.get("tuned", {})
+    return [r["task"], r["encoder"], _fmt(r.get("pretrain_s")), _fmt(r.get("knn_voc")), _fmt(r.get("linear_voc")),
+            _fmt(r.get("feature_std")), _fmt(f.get("voc")), _fmt(f.get("auroc")), _fmt(f.get("dense")),
+            _fmt(t.get("voc")), _fmt(t.get("auroc")), _fmt(t.get("dense"))]
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(cells(r)) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tasks", nargs="+", default=list(DEMO_TASKS), choices=DEMO_TASKS)
+    parser.add_argument("--methods", nargs="+", default=["pixel-ridge", "random", *PRETRAIN_METHODS],
+                        choices=["pixel-ridge", "random", *PRETRAIN_METHODS])
+    parser.add_argument("--pretrain-steps", type=int, default=PretrainConfig.steps)
+    parser.add_argument("--train-steps", type=int, default=TrainConfig.steps,
+                        help="steps of every progress reward head (frozen and fine-tuned)")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads per run (0: all cores)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", required=True, help="work folder; finished rows are kept and skipped on rerun")
+    args = parser.parse_args()
+
+    out = Path(args.out)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch "
+          f"{torch.__version__} with {torch.get_num_threads()} threads; pretrain {args.pretrain_steps} steps, "
+          f"reward heads {args.train_steps} steps; work folder {out}", flush=True)
+    folders = generate_demo_data(out / "data", tasks=args.tasks, seed=args.seed, progress=False)
+    rows = []
+    for task, task_dir in folders.items():
+        for method in args.methods:
+            path = out / "results" / f"{task}-{method}.json"
+            if path.exists():
+                result = json.loads(path.read_text())
+            else:
+                result = bench_one(task, task_dir, method, out, args)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(json.dumps(result, indent=1))
+            rows.append(result)
+            print("| " + " | ".join(cells(result)) + " |", flush=True)
+    print()
+    print(table(rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,15 @@
+"""Reinforcement learning with a learned reward: `LearnedReward` wraps a gymnasium env so its reward
+comes from a video2reward model (see wrapper.py); `agents.train_agent` trains SB3 DQN/SAC on it (`v2r rl`),
+`envs.env_spec` resolves task names, `report` draws learning curves and tables (`v2r rl-report`)."""
+
+from video2reward.rl.wrapper import (
+    DEMO_SHORT_SIDE,
+    OBSERVE,
+    PREPROCESS,
+    REWARDS,
+    LearnedReward,
+    VideoFrames,
+    video_frame,
+)
+
+__all__ = ["LearnedReward", "VideoFrames", "video_frame", "REWARDS", "OBSERVE", "PREPROCESS", "DEMO_SHORT_SIDE"]

@@ -1,0 +1,180 @@
+"""`v2r rl`: train a stable-baselines3 agent (DQN for discrete actions, SAC for continuous) on a task whose
+reward is the learned video reward (or the env's own, for the comparison run), and measure what matters:
+true task success.
+
+    env -> TaskInfo (env reward + true success into info) -> LearnedReward (reward = video model) -> Monitor
+        -> SB3 DQN / SAC -> every `eval_every` steps: deterministic episodes -> OUT/eval.csv
+        -> OUT/policy.safetensors + config.json, OUT/learning_curve.png, OUT/eval_episode.mp4
+
+DQN keeps the seed paper's parts: a replay buffer, an epsilon-greedy schedule, a target network updated
+every `target_update_interval` steps. The agent's weights are saved as safetensors (SB3's own .zip pickles).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from video2reward.config import RLConfig
+from video2reward.errors import ConfigError
+from video2reward.model_files import save_tensors, write_json
+from video2reward.rl.envs import EnvSpec, TaskInfo, env_spec
+
+EVAL_FIELDS = ("step", "success_rate", "env_return", "learned_return", "episode_length", "wall_s")
+
+
+@dataclass
+class EvalRow:
+    step: int
+    success_rate: float
+    env_return: float
+    learned_return: float | None
+    episode_length: float
+    wall_s: float
+
+
+def make_env(spec: EnvSpec, reward_model, config: RLConfig) -> gym.Env:
+    """The training/evaluation env: true success and env reward in info, the learned reward as reward."""
+    from stable_baselines3.common.monitor import Monitor
+
+    env = TaskInfo(spec.make("rgb_array"), spec)  # frames are rendered only when asked for
+    if reward_model is not None:
+        from video2reward.rl.wrapper import LearnedReward
+
+        env = LearnedReward(env, reward_model, reward=config.reward_mode, k=config.k,
+                            offset=-1.0 if config.reward_mode != "shaping" else 0.0)
+    return Monitor(env)
+
+
+def build_agent(algo: str, env: gym.Env, config: RLConfig):
+    from stable_baselines3 import DQN, SAC
+
+    if algo == "dqn":
+        return DQN("MlpPolicy", env, learning_rate=config.dqn_lr, buffer_size=config.dqn_buffer,
+                   batch_size=config.dqn_batch, learning_starts=config.dqn_learning_starts, gamma=config.dqn_gamma,
+                   target_update_interval=config.dqn_target_update, train_freq=config.dqn_train_freq,
+                   gradient_steps=config.dqn_gradient_steps, exploration_fraction=config.dqn_exploration_fraction,
+                   exploration_final_eps=config.dqn_exploration_final, policy_kwargs={"net_arch": [256, 256]},
+                   seed=config.seed, device="cpu", verbose=0)
+    return SAC("MlpPolicy", env, learning_rate=config.sac_lr, learning_starts=config.sac_learning_starts,
+               gamma=config.sac_gamma, seed=config.seed, device="cpu", verbose=0)
+
+
+def evaluate(agent, env: gym.Env, episodes: int, seed: int, record: bool = False) -> tuple[dict, list]:
+    """Deterministic episodes: success rate (true task success), mean env return, mean learned return."""
+    successes, env_returns, learned_returns, lengths, frames = [], [], [], [], []
+    for i in range(episodes):
+        obs, _ = env.reset(seed=seed + i)
+        done, success, env_ret, learned_ret, n = False, False, 0.0, 0.0, 0
+        while not done:
+            action, _ = agent.predict(obs, deterministic=True)
+            obs, reward, terminated, truncated, info = env.step(action)
+            done = terminated or truncated
+            success = success or bool(info.get("is_success"))
+            env_ret += float(info.get("env_reward", reward))
+            learned_ret += float(reward)
+            n += 1
+            if record and i == 0:
+                frames.append((env.render(), float(info.get("mu", reward))))
+        successes.append(success)
+        env_returns.append(env_ret)
+        learned_returns.append(learned_ret)
+        lengths.append(n)
+    return {"success_rate": float(np.mean(successes)), "env_return": float(np.mean(env_returns)),
+            "learned_return": float(np.mean(learned_returns)), "episode_length": float(np.mean(lengths))}, frames
+
+
+def train_agent(task: str, reward: str, out: str | Path, config: RLConfig | None = None,
+                progress: bool = True) -> list[EvalRow]:
+    """Train on `task` with the learned reward model at `reward` (or 'env'); log evaluations to OUT."""
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    import video2reward
+
+    config = config or RLConfig()
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(max(1, config.threads))
+    spec = env_spec(task)
+    discrete = spec.discrete()
+    algo = config.algo if config.algo != "auto" else ("dqn" if discrete else "sac")
+    if (algo == "dqn") != discrete:
+        raise ConfigError(f"--algo {algo} does not fit {task}: its actions are "
+                          f"{'discrete (use dqn)' if discrete else 'continuous (use sac)'}")
+    model = None if reward == "env" else video2reward.load(reward)
+    env = make_env(spec, model, config)
+    eval_env = make_env(spec, model, config)
+    agent = build_agent(algo, env, config)
+    rows: list[EvalRow] = []
+    csv_path = out / "eval.csv"
+    t0 = time.perf_counter()
+    with csv_path.open("w", newline="") as f:
+        csv.writer(f).writerow(EVAL_FIELDS)
+
+    def run_eval(step: int) -> None:
+        stats, _ = evaluate(agent, eval_env, config.eval_episodes, seed=10_000 + config.seed * 1000)
+        row = EvalRow(step, stats["success_rate"], stats["env_return"],
+                      stats["learned_return"] if model is not None else None, stats["episode_length"],
+                      round(time.perf_counter() - t0, 1))
+        rows.append(row)
+        with csv_path.open("a", newline="") as f:
+            csv.writer(f).writerow([getattr(row, k) for k in EVAL_FIELDS])
+        if progress:
+            learned = "" if row.learned_return is None else f", learned return {row.learned_return:.1f}"
+            print(f"step {step}: success {row.success_rate:.0%}, env return {row.env_return:.1f}{learned}, "
+                  f"length {row.episode_length:.0f} ({row.wall_s:.0f} s)", flush=True)
+
+    class EvalCallback(BaseCallback):
+        def _on_step(self) -> bool:
+            if self.num_timesteps % config.eval_every == 0:
+                run_eval(self.num_timesteps)
+            return True
+
+    interrupted = False
+    try:
+        agent.learn(total_timesteps=config.steps, callback=EvalCallback())
+    except KeyboardInterrupt:  # keep what was learned: weights, log and plot are still written
+        interrupted = True
+    if not rows or agent.num_timesteps - rows[-1].step >= max(1, config.eval_every // 2):
+        run_eval(agent.num_timesteps)  # the final policy (SB3 may overshoot `steps` by < train_freq)
+    save_agent(agent, out, task, reward, algo, config, interrupted)
+    _, frames = evaluate(agent, eval_env, 1, seed=20_000, record=True)
+    from video2reward.rl.report import plot_learning_curves, write_episode_video
+
+    plot_learning_curves([out], out / "learning_curve.png")
+    write_episode_video(frames, out / "eval_episode.mp4")
+    return rows
+
+
+def save_agent(agent, out: Path, task: str, reward: str, algo: str, config: RLConfig, interrupted: bool) -> None:
+    """Policy weights as safetensors + everything needed to rebuild it as JSON (never a pickle)."""
+    state = {k: v.detach().cpu().contiguous() for k, v in agent.policy.state_dict().items()}
+    save_tensors(out / "policy.safetensors", state)
+    write_json(out / "config.json", {
+        "kind": "agent", "task": task, "reward": reward, "algo": algo, "config": asdict(config),
+        "timesteps": int(agent.num_timesteps), "interrupted": interrupted,
+        "observation_space": repr(agent.observation_space), "action_space": repr(agent.action_space),
+    })
+
+
+def read_eval_csv(path: Path) -> list[dict[str, float | None]]:
+    with Path(path).open() as f:
+        return [{k: (float(v) if v not in ("", "None") else None) for k, v in row.items()}
+                for row in csv.DictReader(f)]
+
+
+def run_summary(run_dir: Path) -> dict[str, Any]:
+    """The config and the final evaluation of a `v2r rl` run folder."""
+    config = json.loads((Path(run_dir) / "config.json").read_text())
+    rows = read_eval_csv(Path(run_dir) / "eval.csv")
+    return {"run": str(run_dir), "task": config["task"], "reward": config["reward"], "algo": config["algo"],
+            "seed": config["config"]["seed"], "steps": config["timesteps"], "final": rows[-1] if rows else {},
+            "best_success": max((r["success_rate"] or 0.0) for r in rows) if rows else None}

@@ -1,0 +1,74 @@
+"""`v2r rl` end to end on a few hundred steps: DQN on the learned reward and on the env reward, SAC on a
+continuous task; the run folder holds the log, the safetensors policy, the plot and the episode video; and
+`v2r rl-report` reads the runs back."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from test_wrapper import tiny_model
+from video2reward.cli import main
+from video2reward.model_files import load_tensors
+from video2reward.rl.envs import TaskInfo, env_spec
+
+FAST = ["--steps", "300", "--eval-every", "150", "--eval-episodes", "1", "--dqn-learning-starts", "50",
+        "--sac-learning-starts", "50", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("model") / "m"
+    tiny_model().save(path)
+    return path
+
+
+def run(task: str, reward: str, out: Path, *extra: str) -> dict:
+    assert main(["rl", task, "--reward", reward, "--out", str(out), *FAST, *extra]) == 0
+    assert {"eval.csv", "policy.safetensors", "config.json", "learning_curve.png", "eval_episode.mp4"} <= {
+        p.name for p in out.iterdir()}
+    rows = list(csv.DictReader((out / "eval.csv").open()))
+    assert [int(r["step"]) for r in rows] == [150, 300]
+    config = json.loads((out / "config.json").read_text())
+    weights = load_tensors(out / "policy.safetensors")
+    assert weights and all(torch.isfinite(w).all() for w in weights.values())
+    return {"rows": rows, "config": config}
+
+
+def test_dqn_on_the_learned_reward_and_on_the_env_reward(model_dir: Path, tmp_path: Path, capsys) -> None:
+    learned = run("mountaincar", str(model_dir), tmp_path / "v2r")
+    assert learned["config"]["algo"] == "dqn"
+    assert all(r["learned_return"] not in ("", "None") for r in learned["rows"])
+    env = run("mountaincar", "env", tmp_path / "env")
+    assert float(env["rows"][-1]["env_return"]) == -200.0  # 300 steps of DQN never reach the flag
+    assert env["rows"][-1]["learned_return"] in ("", "None")
+    capsys.readouterr()
+    assert main(["rl-report", str(tmp_path / "v2r"), str(tmp_path / "env"), "--plot", str(tmp_path / "r.png")]) == 0
+    table = capsys.readouterr().out
+    assert "mountaincar dqn env reward" in table and "mountaincar dqn learned (m)" in table
+    assert (tmp_path / "r.png").stat().st_size > 0
+
+
+def test_sac_on_a_continuous_task(model_dir: Path, tmp_path: Path) -> None:
+    result = run("pendulum", str(model_dir), tmp_path / "sac", "--reward-mode", "shaping")
+    assert result["config"]["algo"] == "sac"
+
+
+def test_wrong_algorithm_and_unknown_task_are_clear_errors(model_dir: Path, tmp_path: Path, capsys) -> None:
+    assert main(["rl", "pendulum", "--reward", "env", "--algo", "dqn", "--out", str(tmp_path / "x"), *FAST]) == 2
+    assert "continuous (use sac)" in capsys.readouterr().err
+    assert main(["rl", "NoSuchEnv-v9", "--reward", "env", "--out", str(tmp_path / "y"), *FAST]) == 2
+    assert "unknown environment 'NoSuchEnv-v9'" in capsys.readouterr().err
+
+
+def test_task_info_reports_true_success_only_after_the_hold() -> None:
+    spec = env_spec("pendulum")
+    env = TaskInfo(spec.make(None), spec)
+    env.reset(seed=0)
+    env.unwrapped.state = [0.0, 0.0]  # balanced upright and still: at the goal
+    flags = [env.step([0.0])[4]["is_success"] for _ in range(spec.hold_steps)]
+    assert flags[:-1] == [False] * (spec.hold_steps - 1) and flags[-1] is True
