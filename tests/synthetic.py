@@ -32,3 +32,28 @@ def write_square_dataset(root: Path, n_train: int = 4, n_test: int = 2, t: int =
     for i in range(n_test):
         write_video(root / "test_fail" / f"ep_{i}.mp4", moving_square(t, size, stop=0.15 * (i + 1)), fps=10)
     return root
+
+
+def as_demonstration(frames: np.ndarray, name: str = "video"):
+    """(T, S, S, 3) uint8 frames -> a Demonstration with every frame kept (as load_demonstrations gives)."""
+    import torch
+
+    from video2reward.video.dataset import Demonstration
+
+    return Demonstration(name, torch.from_numpy(frames).permute(0, 3, 1, 2).contiguous(),
+                         torch.arange(len(frames)).float(), len(frames))
+
+
+def square_demonstrations(n: int = 6, size: int = 32, seed: int = 0) -> list:
+    """n demonstrations of 20 + i frames: a white square crossing the frame at a random height."""
+    rng = np.random.default_rng(seed)
+    return [as_demonstration(moving_square(20 + i, size, y=int(rng.integers(2, size - size // 4 - 2))), f"d{i}")
+            for i in range(n)]
+
+
+FAILED_COLOR = (255, 150, 150)
+
+
+def failed_squares(n: int = 3, size: int = 32, t: int = 20, color=FAILED_COLOR) -> list[np.ndarray]:
+    """Failed videos that look like no demonstration: a pink square (the wrong object) crossing the frame."""
+    return [moving_square(t + i, size, color=color, y=4 + 6 * i) for i in range(n)]

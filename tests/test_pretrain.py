@@ -76,7 +76,7 @@ def test_interrupted_pretraining_resumes_to_the_same_weights(data: Path, tmp_pat
                             warmup_steps=2, checkpoint_every=3)
     whole = pretrain_encoder([data / "train"], tmp_path / "a", config, progress=False).encoder
 
-    import video2reward.train as train_module
+    import video2reward.training_loop as train_module
     real_save = train_module.Checkpointer.save
 
     def save_then_die(self, step, *args):  # a kill right after the step-6 checkpoint is written

@@ -9,6 +9,7 @@ DESCRIPTION = """v2r: videos of a task in, a dense reward function out.
     v2r train data/pendulum/train --out models/pendulum
     v2r score models/pendulum data/pendulum/test_expert --out rewards.jsonl --plot plots/
     v2r eval models/pendulum data/pendulum     # VOC / AUROC / dense-reward correlation
+    v2r train data/pendulum/train --head success --negatives failed_videos/ --out models/pendulum-success
 
     v2r pretrain data/pendulum/train --method dino --out encoders/pendulum-dino   # self-supervised encoder
     v2r probe encoders/pendulum-dino data/pendulum    # how well time reads off its frozen features
@@ -261,7 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("runs", nargs="+", metavar="RUN", help="run folders from `v2r rl`")
     p.add_argument("--plot", default="rl_report.png", help="learning-curve PNG to write (default: rl_report.png)")
 
-    p = add("score", "write per-frame rewards of videos as JSONL: {\"video\", \"rewards\", \"sigma\", \"fps\"}",
+    p = add("score", "write per-frame rewards of videos as JSONL: {\"video\", \"rewards\", \"sigma\", \"fps\"} "
+            "(+ \"success_prob\" for a --head success model)",
             cmd_score)
     p.add_argument("model", help="model folder from `v2r train`")
     p.add_argument("paths", nargs="+", metavar="PATH", help="video files or folders of them")

@@ -10,7 +10,8 @@ from typing import Any, get_args, get_origin
 
 import torch
 
-HEADS = ("progress", "pixel-ridge")
+HEADS = ("progress", "rank", "goal-distance", "temporal-distance", "success", "pixel-ridge")
+NEGATIVE_HEADS = ("progress", "rank", "success")  # the heads that learn from --negatives
 PRETRAIN_METHODS = ("simclr", "dcl", "moco", "dino", "mae", "tcn", "rotation")
 
 
@@ -23,9 +24,18 @@ class TrainConfig:
     """How `v2r train` turns demonstration videos into a reward model."""
 
     head: str = _help("progress", "reward head: 'progress' (Video2Reward goal-conditioned progress, a Normal "
-                      "trained with KL) or 'pixel-ridge' (PCA of raw pixels + ridge on time: the floor baseline)",
-                      choices=HEADS)
-    encoder: str = _help("cnn", "frame encoder for the progress head: 'cnn' (fast on CPU), 'vit', or a "
+                      "trained with KL), 'rank' (Rank2Reward: later frames outrank earlier ones, Bradley-Terry), "
+                      "'goal-distance' (VIP: distance to the goal in an embedding trained with the value-implicit "
+                      "objective), 'temporal-distance' (TimeRewarder: the time gap between two frames as a "
+                      "distribution over bins; reward = the gap from the first frame), 'success' (a detector of "
+                      "the task done: the last --success-fraction of each demonstration; reward = its "
+                      "probability, also written as success_prob) or 'pixel-ridge' (PCA of raw pixels + ridge on "
+                      "time: the floor baseline)", choices=HEADS)
+    negatives: str = _help("", "folder (or file) of failed videos, which never reach the goal: 'progress' pushes "
+                           "their predicted progress down (PROGRESSOR's push-back), 'rank' ranks their frames "
+                           "below the late part of the demonstrations, 'success' labels all their frames "
+                           "unsuccessful; the other heads refuse it")
+    encoder: str = _help("cnn", "frame encoder of the learned heads: 'cnn' (fast on CPU), 'vit', or a "
                          "pretrained one: a folder from `v2r pretrain`, a reward-model folder, or a .safetensors "
                          "weights file (see `v2r probe --help`); a pretrained encoder sets the frame size")
     freeze: bool = _help(False, "keep a pretrained --encoder's weights fixed and train only the head (faster; "
@@ -35,22 +45,35 @@ class TrainConfig:
                            "letterbox bars), 'crop' keeps the centered square (loses the sides: a goal at the "
                            "edge of a wide frame disappears), 'stretch' resizes each side on its own",
                            choices=("pad", "crop", "stretch"))
-    steps: int = _help(2000, "gradient steps for the progress head")
-    batch_size: int = _help(128, "frames encoded per step; every step forms many (initial, current, goal) "
-                            "triplets from them, so features are computed once and shared")
+    steps: int = _help(2000, "gradient steps of the learned heads")
+    batch_size: int = _help(128, "demonstration frames encoded per step; every step forms many (initial, current, "
+                            "goal) triplets (progress), frame pairs (rank, temporal-distance) or VIP quadruples "
+                            "(goal-distance) from them, so features are computed once and shared")
     frames_per_video: int = _help(16, "frames drawn from each sampled video per step (batch_size / this = "
                                   "videos per step)")
-    triplets_per_video: int = _help(48, "(initial, current, goal) triplets formed per sampled video per step")
+    negative_videos: int = _help(2, "failed videos (--negatives) drawn per step, frames_per_video frames each, "
+                                 "on top of batch_size")
+    negative_weight: float = _help(1.0, "weight of the --negatives term in the loss (progress, rank)")
+    triplets_per_video: int = _help(48, "(initial, current, goal) triplets (progress) or (o_0, o_k, o_k+1, goal) "
+                                    "quadruples (goal-distance) formed per sampled video per step")
     lr: float = _help(1e-3, "peak AdamW learning rate (linear warm-up, then cosine decay); at 2e-3 the encoder "
                       "sometimes collapsed on small moving parts (a 4 px car)")
     weight_decay: float = _help(1e-4, "AdamW weight decay")
     warmup_steps: int = _help(200, "linear learning-rate warm-up steps")
-    motion_gap: int = _help(2, "the head also sees how the frame's features changed since `motion_gap` frames "
-                            "earlier (frame t-k; frame 0 for the first frames), so speed and direction, not "
+    motion_gap: int = _help(2, "progress: the head also sees how the frame's features changed since `motion_gap` "
+                            "frames earlier (frame t-k; frame 0 for the first frames), so speed and direction, not "
                             "just pose, inform progress (swing-ups pass the same pose early and late); "
                             "0 = read single frames")
-    sigma_min: float = _help(0.02, "floor of the target progress std; the target std is max(sigma_min, "
+    sigma_min: float = _help(0.02, "progress: floor of the target progress std; the target std is max(sigma_min, "
                              "0.5 / (goal - initial)) so it shrinks as the frame gap grows")
+    pushback: float = _help(0.9, "progress with --negatives: each step the target of a failed frame is its "
+                            "predicted progress times this (PROGRESSOR's push-back factor beta < 1)")
+    rank_late_fraction: float = _help(0.5, "rank with --negatives: demonstration frames at normalised time >= this "
+                                      "are ranked above every failed frame")
+    success_fraction: float = _help(0.1, "success: a demonstration's frames in this last fraction of its time are "
+                                    "the positives (the task done); earlier ones and failed videos are negatives")
+    vip_gamma: float = _help(0.98, "goal-distance: discount gamma of the VIP value-implicit objective")
+    time_bins: int = _help(21, "temporal-distance: bins of the signed normalised time gap on [-1, 1]")
     augment: bool = _help(True, "random shift, color jitter and noise on training frames")
     max_frames_per_video: int = _help(400, "longer demonstrations are subsampled evenly to this many frames "
                                       "(progress is normalised time, so this keeps labels exact)")

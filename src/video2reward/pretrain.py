@@ -27,7 +27,7 @@ from video2reward.encoders.pretrained import save_encoder
 from video2reward.errors import ConfigError
 from video2reward.objectives import OBJECTIVES, build_objective
 from video2reward.objectives.base import batch_to
-from video2reward.train import Checkpointer, TrainingError, check_writable, train_loop
+from video2reward.training_loop import Checkpointer, TrainingError, check_writable, train_loop
 from video2reward.video.dataset import load_demonstrations
 from video2reward.video.frame_sampler import FrameSampler
 

@@ -89,7 +89,8 @@ def score_videos(
         if plot_dir is not None:
             thumbs, idx = _thumbnails(source, len(rewards), model.frame_fit)
             plot_reward_curve(Path(plot_dir) / _plot_name(source.name), rewards.mu, thumbs, idx,
-                              sigma=rewards.sigma, title=source.name, fps=rewards.fps)
+                              sigma=rewards.sigma, title=source.name, success_prob=rewards.success_prob,
+                              fps=rewards.fps)
         if on_video is not None:
             on_video(scored)
         bar.set_postfix(frames_per_s=f"{report.frames_per_second:.0f}")
@@ -101,7 +102,8 @@ def _round(values: np.ndarray) -> list[float]:
 
 
 def jsonl_record(scored: ScoredVideo) -> dict:
-    """{"video": name as the user gave it, "rewards": one per decoded frame, "sigma": ..., "fps": ...}."""
+    """{"video": name as the user gave it, "rewards": one per decoded frame, "sigma": ..., "fps": ...}, and
+    "success_prob" (one per frame) when the model has a success detector."""
     r = scored.rewards
     record = {"video": scored.source.name, "rewards": _round(r.mu), "sigma": _round(r.sigma), "fps": r.fps}
     if r.success_prob is not None:

@@ -1,193 +1,36 @@
-"""The one training loop, and `train_reward_model`, which feeds it demonstrations.
+"""`v2r train`: demonstrations -> a reward head on an encoder -> a model folder.
 
-`train_loop` takes any module whose `forward(batch) -> (loss, metrics)`, a function that draws a batch
-from a torch.Generator, and an optimizer; it owns the learning-rate schedule (linear warm-up, cosine
-decay), gradient clipping, the NaN check, the progress bar and resumable checkpoints. Objectives and
-reward heads bring only their loss.
+The optimisation itself is `training_loop.train_loop` (schedule, NaN check, checkpoints, resume), shared
+with `v2r pretrain`; this module picks the head, its sampler and its encoder (fresh or pretrained, frozen
+or not), runs the loop, stores the goal, checks that the result learned something, and saves it.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import shutil
-import signal
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn as nn
-from tqdm import tqdm
 
 from video2reward.config import TrainConfig, resolve_device
 from video2reward.encoders import ENCODERS, build_encoder
 from video2reward.encoders.pretrained import load_encoder
-from video2reward.errors import ConfigError, V2RError
-from video2reward.model_files import load_tensors, read_json, save_tensors, write_json
-from video2reward.rewards.model import RewardModel, head_config_dict
+from video2reward.errors import ConfigError
+from video2reward.training_loop import Checkpointer, TrainingError, check_writable, train_loop
+from video2reward.rewards.model import ENCODER_HEADS, RewardModel, head_config_dict
 from video2reward.rewards.pixel_ridge import PixelRidge, PixelRidgeConfig
 from video2reward.rewards.progress import ProgressConfig, ProgressHead
+from video2reward.train_heads import check_negatives, finish_head, load_negatives, make_head, make_sampler
 from video2reward.video.augment import FrameAugment
 from video2reward.video.dataset import Demonstration, load_demonstrations
-from video2reward.video.sampling import TripletSampler
-
-
-class TrainingError(V2RError):
-    """Training cannot go on (the loss became NaN/inf, a checkpoint does not fit the run, ...)."""
-
-
-def warmup_cosine(step: int, warmup: int, total: int) -> float:
-    """Learning-rate multiplier: linear warm-up to 1, then cosine decay to 0 at `total`."""
-    if step < warmup:
-        return (step + 1) / warmup
-    progress = (step - warmup) / max(1, total - warmup)
-    return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
-
-
-@dataclass
-class Checkpointer:
-    """Resumable state in `directory`: weights + optimizer tensors + RNG in safetensors, the rest in JSON."""
-
-    directory: Path
-    every: int
-    run_config: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def tensors_path(self) -> Path:
-        return self.directory / "state.safetensors"
-
-    @property
-    def json_path(self) -> Path:
-        return self.directory / "state.json"
-
-    def save(self, step: int, module: nn.Module, optimizer: torch.optim.Optimizer, generator: torch.Generator) -> None:
-        opt = optimizer.state_dict()
-        tensors = {f"model.{k}": v for k, v in module.state_dict().items()}
-        for idx, state in opt["state"].items():
-            for key, value in state.items():
-                tensors[f"optim.{idx}.{key}"] = torch.as_tensor(value)
-        tensors["rng"] = generator.get_state()
-        save_tensors(self.tensors_path, tensors)  # tensors first: the JSON names a complete step
-        write_json(self.json_path, {"step": step, "param_groups": opt["param_groups"], "config": self.run_config})
-
-    def exists(self) -> bool:
-        return self.json_path.exists() and self.tensors_path.exists()
-
-    def load(self, module: nn.Module, optimizer: torch.optim.Optimizer, generator: torch.Generator) -> int:
-        meta = read_json(self.json_path)
-        if meta.get("config") != self.run_config:
-            raise TrainingError(
-                f"{self.json_path}: this checkpoint was written by a run with other settings; resume with the "
-                f"same options, or start afresh without --resume (or with another --out)"
-            )
-        tensors = load_tensors(self.tensors_path)
-        module.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-        state: dict[int, dict[str, torch.Tensor]] = {}
-        for key, value in tensors.items():
-            if key.startswith("optim."):
-                _, idx, name = key.split(".", 2)
-                state.setdefault(int(idx), {})[name] = value
-        optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
-        generator.set_state(tensors["rng"])
-        return int(meta["step"])
-
-
-class _StopRequest:
-    """Turns the first Ctrl-C (SIGINT) into a request to stop at the next step boundary, so the checkpoint
-    written then is a clean one; a second Ctrl-C interrupts at once."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._previous = None
-
-    def __enter__(self) -> "_StopRequest":
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def __exit__(self, *exc) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-
-
-def train_loop(
-    module: nn.Module,
-    sample: Callable[[torch.Generator], Any],
-    optimizer: torch.optim.Optimizer,
-    steps: int,
-    generator: torch.Generator,
-    warmup: int = 100,
-    checkpointer: Checkpointer | None = None,
-    start_step: int = 0,
-    grad_clip: float = 1.0,
-    progress: bool = True,
-    desc: str = "training",
-) -> dict[str, float]:
-    """Run optimisation steps `start_step` .. `steps - 1`; returns the last metrics (smoothed).
-    After every optimizer step, `module.after_step(step, steps)` runs when the module has one.
-
-    The learning rate is a pure function of the step, the batch a pure function of the generator state,
-    so a run resumed from a checkpoint continues exactly as the uninterrupted run would have."""
-    for group in optimizer.param_groups:
-        group.setdefault("initial_lr", group["lr"])  # the peak lr; restored from a checkpoint on resume
-    smoothed: dict[str, float] = {}
-    module.train()
-    bar = tqdm(range(start_step, steps), desc=desc, unit="step", disable=not progress, initial=start_step,
-               total=steps, dynamic_ncols=True)
-    last_saved = start_step
-    t0 = time.perf_counter()
-    with _StopRequest() as stop, bar:
-        for step in bar:
-            for group in optimizer.param_groups:
-                group["lr"] = group["initial_lr"] * warmup_cosine(step, warmup, steps)
-            batch = sample(generator)
-            loss, metrics = module(batch)
-            if not torch.isfinite(loss):
-                where = (f"; the last good checkpoint (step {last_saved}) is in {checkpointer.directory}, "
-                         f"continue from it with --resume") if checkpointer and checkpointer.exists() else ""
-                raise TrainingError(f"loss became {loss.item()} at step {step}{where}; try a lower --lr")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if grad_clip:
-                nn.utils.clip_grad_norm_(module.parameters(), grad_clip)
-            optimizer.step()
-            after_step = getattr(module, "after_step", None)
-            if after_step is not None:  # momentum targets (MoCo keys, DINO teacher), queues
-                after_step(step, steps)
-            for k, v in metrics.items():  # exponential moving average for a readable bar
-                smoothed[k] = v if k not in smoothed else 0.95 * smoothed[k] + 0.05 * v
-            if step % 10 == 0:
-                rate = (step + 1 - start_step) / max(time.perf_counter() - t0, 1e-9)
-                bar.set_postfix({**{k: f"{v:.4f}" for k, v in smoothed.items()}, "it/s": f"{rate:.1f}"})
-            done = step + 1
-            if checkpointer and done < steps and (done % checkpointer.every == 0 or stop.requested):
-                checkpointer.save(done, module, optimizer, generator)
-                last_saved = done
-            if stop.requested and done < steps:
-                where = (f"; state saved in {checkpointer.directory}: run the same command with --resume to "
-                         f"continue") if checkpointer else ""
-                raise TrainingError(f"interrupted at step {done} of {steps}{where}")
-    return smoothed
-
-
-def check_writable(directory: Path) -> None:
-    """Fail before hours of work, not after: the output folder must be creatable and writable."""
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        probe = directory / ".v2r-write-test"
-        probe.write_bytes(b"ok")
-        probe.unlink()
-    except OSError as exc:
-        raise ConfigError(f"{directory}: cannot write the model here ({exc.strerror}); choose another --out") from exc
+from video2reward.video.sampling import FailedTripletSampler, TripletSampler
 
 
 @dataclass
@@ -210,6 +53,13 @@ def training_video_voc(model: RewardModel, demos: Sequence[Demonstration], max_v
     return value_order_correlation([model.score(v).mu for v in videos])
 
 
+def training_last_frame_success(model: RewardModel, demos: Sequence[Demonstration], max_videos: int = 8) -> float:
+    """Mean success probability of (up to `max_videos` of) the demonstrations' last frames: near 1 when a
+    success detector learned what the task done looks like."""
+    lasts = [d.frames[-1:].permute(0, 2, 3, 1).numpy() for d in demos[:max_videos]]  # (1, S, S, 3) uint8
+    return float(np.mean([model.score(frame).success_prob[0] for frame in lasts]))
+
+
 def _frames_float(frames: torch.Tensor) -> torch.Tensor:
     return frames.float().div_(255.0)
 
@@ -228,7 +78,7 @@ def is_pretrained(encoder: str) -> bool:
 
 def pretrained_image_size(config: TrainConfig) -> int:
     """The frame size training must use: a pretrained encoder's own, else `config.image_size`."""
-    if not is_pretrained(config.encoder) or config.head != "progress":
+    if not is_pretrained(config.encoder) or config.head not in ENCODER_HEADS:
         return config.image_size
     encoder, _ = load_encoder(config.encoder)
     return int(encoder.config.image_size)
@@ -255,19 +105,8 @@ def encoder_name(encoder: nn.Module) -> str:
     raise ConfigError(f"encoder of type {type(encoder).__name__} is not a registered architecture")
 
 
-def _fit_progress(
-    demos: Sequence[Demonstration], config: TrainConfig, device: torch.device, out: Path, resume: bool,
-    progress: bool,
-) -> tuple[nn.Module, dict[str, float]]:
-    encoder = _make_encoder(config)
-    head = ProgressHead(encoder, ProgressConfig(sigma_min=config.sigma_min, motion_gap=config.motion_gap))
-    head = head.to(device)
-    per_video = config.frames_per_video * (2 if config.motion_gap > 0 else 1)  # motion partners are encoded too
-    sampler = TripletSampler(
-        list(demos), frames_per_video=config.frames_per_video,
-        videos_per_batch=max(1, config.batch_size // per_video),
-        triplets_per_video=config.triplets_per_video, motion_gap=config.motion_gap,
-    )
+def _batches(sampler, config: TrainConfig, device: torch.device) -> Callable[[torch.Generator], Any]:
+    """sample(generator): the sampler's next batch with its frames as float in [0, 1], augmented, on device."""
     augment = FrameAugment() if config.augment else None
 
     def sample(generator: torch.Generator):
@@ -278,6 +117,12 @@ def _fit_progress(
         batch.frames = frames
         return batch.to(device)
 
+    return sample
+
+
+def _optimize(head: nn.Module, sample: Callable[[torch.Generator], Any], config: TrainConfig, out: Path,
+              resume: bool, progress: bool) -> dict[str, float]:
+    """AdamW on the head's trainable parameters through `train_loop`, with resumable checkpoints in out/."""
     params = [p for p in head.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     generator = torch.Generator().manual_seed(config.seed)
@@ -287,11 +132,43 @@ def _fit_progress(
         if not checkpointer.exists():
             raise TrainingError(f"--resume: no checkpoint in {checkpointer.directory}; run without --resume")
         start = checkpointer.load(head, optimizer, generator)
-    metrics = train_loop(head, sample, optimizer, config.steps, generator, warmup=config.warmup_steps,
-                         checkpointer=checkpointer, start_step=start, progress=progress, desc="training progress")
+    return train_loop(head, sample, optimizer, config.steps, generator, warmup=config.warmup_steps,
+                      checkpointer=checkpointer, start_step=start, progress=progress,
+                      desc=f"training {config.head}")
+
+
+def _fit_progress(
+    demos: Sequence[Demonstration], negatives: Sequence[Demonstration], config: TrainConfig, device: torch.device,
+    out: Path, resume: bool, progress: bool,
+) -> tuple[nn.Module, dict[str, float]]:
+    encoder = _make_encoder(config)
+    head = ProgressHead(encoder, ProgressConfig(sigma_min=config.sigma_min, motion_gap=config.motion_gap,
+                                                pushback=config.pushback, negative_weight=config.negative_weight))
+    head = head.to(device)
+    per_video = config.frames_per_video * (2 if config.motion_gap > 0 else 1)  # motion partners are encoded too
+    sampler = TripletSampler(
+        list(demos), frames_per_video=config.frames_per_video,
+        videos_per_batch=max(1, config.batch_size // per_video),
+        triplets_per_video=config.triplets_per_video, motion_gap=config.motion_gap,
+    )
+    if negatives:  # failed videos' triplets are appended to every batch, for the push-back term
+        sampler = FailedTripletSampler(sampler, list(negatives), videos_per_batch=config.negative_videos)
+    metrics = _optimize(head, _batches(sampler, config, device), config, out, resume, progress)
     head.eval()
     goal_frames = torch.stack([d.frames[-1] for d in demos])  # (V, 3, S, S): the task done, per demo
     head.set_goal(_frames_float(goal_frames).to(device))
+    return head, metrics
+
+
+def _fit_head(
+    demos: Sequence[Demonstration], negatives: Sequence[Demonstration], config: TrainConfig, device: torch.device,
+    out: Path, resume: bool, progress: bool,
+) -> tuple[nn.Module, dict[str, float]]:
+    """The rank, goal-distance, temporal-distance and success heads (see train_heads.py)."""
+    head = make_head(config, _make_encoder(config)).to(device)
+    sampler = make_sampler(config, demos, negatives)
+    metrics = _optimize(head, _batches(sampler, config, device), config, out, resume, progress)
+    finish_head(head, demos, device)
     return head, metrics
 
 
@@ -307,6 +184,7 @@ def train_reward_model(
         config = replace(config, image_size=size)
     if config.image_size < 16:
         raise ConfigError(f"--image-size {config.image_size}: use at least 16 pixels")
+    check_negatives(config)
     check_writable(out)
     if config.threads > 0:
         torch.set_num_threads(config.threads)
@@ -315,17 +193,21 @@ def train_reward_model(
     t0 = time.perf_counter()
     demos, skipped = load_demonstrations(paths, config.image_size, config.max_frames_per_video, skip_bad, progress,
                                          config.frame_fit)
+    negatives, skipped_negatives = load_negatives(config, paths, skip_bad, progress)
+    skipped = skipped + skipped_negatives
+    encoder_info = None
     if config.head == "pixel-ridge":
         head, metrics = _fit_pixel_ridge(demos, config)
-        encoder_info = None
-    elif config.head == "progress":
-        head, metrics = _fit_progress(demos, config, device, out, resume, progress)
+    elif config.head in ENCODER_HEADS:
+        fit = _fit_progress if config.head == "progress" else _fit_head
+        head, metrics = fit(demos, negatives, config, device, out, resume, progress)
         encoder_info = {"name": encoder_name(head.encoder), "config": asdict(head.encoder.config)}
         if is_pretrained(config.encoder):
             encoder_info["pretrained_from"] = str(config.encoder)
             encoder_info["frozen"] = config.freeze
     else:
-        raise ConfigError(f"--head {config.head}: unknown head (known: progress, pixel-ridge)")
+        known = ", ".join([*ENCODER_HEADS, "pixel-ridge"])
+        raise ConfigError(f"--head {config.head}: unknown head (known: {known})")
     seconds = time.perf_counter() - t0
     model_config = {
         "head": config.head,
@@ -336,13 +218,22 @@ def train_reward_model(
         "training": {
             "config": asdict(config), "seconds": round(seconds, 2), "videos": [d.name for d in demos],
             "num_frames": int(sum(d.num_frames for d in demos)), "skipped": skipped, "final_metrics": metrics,
+            **({"negatives": [d.name for d in negatives]} if negatives else {}),
         },
     }
     model = RewardModel(head.cpu(), model_config)
     warnings = []
     train_voc = training_video_voc(model, demos)
     model_config["training"]["train_video_voc"] = round(train_voc, 4)
-    if not train_voc > 0.5:
+    if config.head == "success":  # a detector is flat before the end: VOC is not its check
+        fired = training_last_frame_success(model, demos)
+        model_config["training"]["train_last_frame_success"] = round(fired, 4)
+        if not fired > 0.5:
+            warnings.append(
+                f"the success detector does not fire on its own demonstrations' last frames (mean probability "
+                f"{fired:.2f}); retry with more --steps or a larger --success-fraction (now {config.success_fraction})"
+            )
+    elif not train_voc > 0.5:
         warnings.append(
             f"the model did not learn to order its own training videos (VOC {train_voc:.2f} on them): its "
             f"features probably collapsed. Retry with a lower --lr (now {config.lr}), more --steps, or a larger "

@@ -64,7 +64,7 @@ def test_streamed_scoring_equals_a_direct_computation(motion_gap: int) -> None:
         z = model.head.embed(torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255)
         partner = torch.clamp(torch.arange(40) - motion_gap, min=0)
         expected, _ = model.head.predict(z, z[0], None, z[partner] if motion_gap else None)
-    chunked = np.concatenate([mu for mu, _ in model.score_chunks([frames[:7], frames[7:]], batch_size=3)])
+    chunked = np.concatenate([mu for mu, *_ in model.score_chunks([frames[:7], frames[7:]], batch_size=3)])
     np.testing.assert_allclose(chunked, expected.numpy(), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(model.score(frames).mu, expected.numpy(), rtol=1e-5, atol=1e-6)
 

@@ -19,8 +19,12 @@ import torch.nn as nn
 from video2reward.encoders import encoder_from_config
 from video2reward.errors import ModelFileError, VideoError
 from video2reward.model_files import load_model_dir, save_model_dir
+from video2reward.rewards.goal_distance import GoalDistanceConfig, GoalDistanceHead
 from video2reward.rewards.pixel_ridge import PixelRidge, PixelRidgeConfig
 from video2reward.rewards.progress import ProgressConfig, ProgressHead
+from video2reward.rewards.rank import RankConfig, RankHead
+from video2reward.rewards.success import SuccessConfig, SuccessHead
+from video2reward.rewards.temporal_distance import TemporalDistanceConfig, TemporalDistanceHead
 from video2reward.video.io import VideoSource, fit_square, iter_frames, probe, read_frames
 
 
@@ -37,15 +41,27 @@ class Rewards:
         return len(self.mu)
 
 
+# Reward heads on a frame encoder: name -> (config dataclass, head class taking (encoder, config)).
+ENCODER_HEADS: dict[str, tuple[type, type[nn.Module]]] = {
+    "progress": (ProgressConfig, ProgressHead),
+    "rank": (RankConfig, RankHead),
+    "goal-distance": (GoalDistanceConfig, GoalDistanceHead),
+    "temporal-distance": (TemporalDistanceConfig, TemporalDistanceHead),
+    "success": (SuccessConfig, SuccessHead),
+}
+
+
 def build_head(config: dict[str, Any]) -> nn.Module:
     """Rebuild an (untrained) head from a model config; raises ModelFileError for unknown heads."""
     kind = config.get("head")
-    if kind == "progress":
+    if kind in ENCODER_HEADS:
+        config_cls, head_cls = ENCODER_HEADS[kind]
         encoder = encoder_from_config(config["encoder"]["name"], config["encoder"]["config"])
-        return ProgressHead(encoder, ProgressConfig(**config.get("head_config", {})))
+        return head_cls(encoder, config_cls(**config.get("head_config", {})))
     if kind == "pixel-ridge":
         return PixelRidge(PixelRidgeConfig(**config.get("head_config", {})))
-    raise ModelFileError(f"unknown reward head {kind!r} in the model config (known: progress, pixel-ridge)")
+    known = ", ".join([*ENCODER_HEADS, "pixel-ridge"])
+    raise ModelFileError(f"unknown reward head {kind!r} in the model config (known: {known})")
 
 
 def frames_to_tensor(frames: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -110,9 +126,11 @@ class RewardModel:
     @torch.inference_mode()
     def score_chunks(
         self, chunks: Iterable[np.ndarray], goal: torch.Tensor | None = None, batch_size: int = 256
-    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Stream (mu, sigma) for chunks of (N, S, S, 3) uint8 frames at the model's size. The first frame
+    ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
+        """Stream (mu, sigma, success_prob) for chunks of (N, S, S, 3) uint8 frames at the model's size;
+        success_prob is None unless the head has a success detector (`predict_success`). The first frame
         of the first chunk is the initial frame that progress is measured from."""
+        predict_success = getattr(self.head, "predict_success", None)
         initial = None
         gap = self.motion_gap
         history: torch.Tensor | None = None  # features of the last `gap` frames before this batch
@@ -131,8 +149,11 @@ class RewardModel:
                     previous = torch.where((t - gap >= 0)[:, None], full[idx], initial)
                     history = full[-gap:]
                 mu, sigma = self.head.predict(z, initial, goal, previous)
+                prob = None
+                if predict_success is not None:
+                    prob = predict_success(z, initial, goal, previous).float().cpu().numpy()
                 seen += len(z)
-                yield mu.float().cpu().numpy(), sigma.float().cpu().numpy()
+                yield mu.float().cpu().numpy(), sigma.float().cpu().numpy(), prob
 
     @property
     def motion_gap(self) -> int:
@@ -155,7 +176,10 @@ class RewardModel:
         parts = list(self.score_chunks(chunks, goal, batch_size))
         mu = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, np.float32)
         sigma = np.concatenate([p[1] for p in parts]) if parts else np.zeros(0, np.float32)
-        return Rewards(mu, sigma, None, fps)
+        prob = None
+        if getattr(self.head, "predict_success", None) is not None:
+            prob = np.concatenate([p[2] for p in parts]) if parts else np.zeros(0, np.float32)
+        return Rewards(mu, sigma, prob, fps)
 
     def describe(self) -> str:
         encoder = self.config.get("encoder") or {}

@@ -105,7 +105,8 @@ class LearnedReward(gym.Wrapper, gym.utils.RecordConstructorArgs):
         positive reward. success_bonus is then added (unscaled) on every step where the
         learned success test fires: the model's success probability >= success_threshold (default 0.5)
         when its head has `predict_success(z, initial, goal, previous)`, else mu >= success_threshold.
-        The current heads have no success detector, so a bonus needs a success_threshold on mu.
+        Only the success head (`v2r train --head success`) has a detector; with any other head a bonus needs
+        a success_threshold on mu.
     observe: "state" keeps the env's observations; "pixels" returns the model's input frame,
         Box(0, 255, (S, S, 3), uint8). With "pixels" and an env whose observations are images, the
         observation itself is the frame and no render_mode is needed; otherwise the env must have been

@@ -12,7 +12,7 @@ teaches the model that 'goal' means 'the task done', not 'this exact image').
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -28,6 +28,8 @@ class TripletBatch:
     previous: torch.Tensor  # (K,) long: the frame `motion_gap` frames before current (its motion partner)
     progress: torch.Tensor  # (K,) float target in [0, 1]
     gap: torch.Tensor  # (K,) float: t_g - t_i in original frames (the target std shrinks with it)
+    # (K,) bool: the triplet's current frame is from a failed video (see FailedTripletSampler); empty: none is
+    failed: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.bool))
 
     def to(self, device: torch.device) -> "TripletBatch":
         return TripletBatch(*(getattr(self, f).to(device) for f in self.__dataclass_fields__))
@@ -109,3 +111,51 @@ def motion_partners(times: torch.Tensor, positions: torch.Tensor, gap: int) -> t
     target = (times[positions] - gap).clamp(min=0)  # (F,)
     partner = torch.searchsorted(times, target, right=True) - 1  # last kept frame at or before target
     return partner.clamp(min=0)
+
+
+@dataclass
+class FailedTripletSampler:
+    """The triplets of `expert`, plus triplets from failed videos (`--negatives`), marked in `failed`: the
+    failed video's first frame as the initial frame (as at scoring time), one of its later frames as the
+    current frame, and the last frame of a random demonstration (one of the batch's goal images) as the
+    goal. Their `progress` is 0 and unused: the progress head pushes their prediction down instead."""
+
+    expert: TripletSampler
+    negatives: list[Demonstration]
+    videos_per_batch: int = 2  # failed videos per batch; each gives expert.triplets_per_video triplets
+
+    def __post_init__(self) -> None:
+        self.negatives = [d for d in self.negatives if d.frames.shape[0] >= 2]
+        if not self.negatives:
+            raise ValueError("FailedTripletSampler needs at least one failed video with 2 or more frames")
+
+    def sample(self, generator: torch.Generator) -> TripletBatch:
+        batch = self.expert.sample(generator)
+        k_expert = batch.current.numel()
+        n_goals = self.expert.videos_per_batch  # the batch's last frames are its goal images
+        offset = batch.frames.shape[0]
+        gap = self.expert.motion_gap
+        frames, initial, current, previous, goal = [batch.frames], [], [], [], []
+        k = self.expert.triplets_per_video
+        for v in torch.randint(len(self.negatives), (self.videos_per_batch,), generator=generator).tolist():
+            video = self.negatives[v]
+            kept = self.expert._frame_positions(video.frames.shape[0], generator)  # (F,) with first and last
+            frames.append(video.frames[kept])
+            c = torch.randint(1, len(kept), (k,), generator=generator)  # any frame after the first
+            initial.append(torch.full((k,), offset))
+            current.append(offset + c)
+            if gap > 0:  # motion partners of the kept frames, stored right after them
+                frames.append(video.frames[motion_partners(video.times, kept, gap)])
+                previous.append(offset + len(kept) + c)
+            else:
+                previous.append(offset + c)
+            goal.append(batch.frames.shape[0] - n_goals + torch.randint(n_goals, (k,), generator=generator))
+            offset += len(kept) * (2 if gap > 0 else 1)
+        k_failed = sum(len(c) for c in current)
+        return TripletBatch(
+            torch.cat(frames), torch.cat([batch.initial, *initial]), torch.cat([batch.current, *current]),
+            torch.cat([batch.goal, *goal]), torch.cat([batch.previous, *previous]),
+            torch.cat([batch.progress, torch.zeros(k_failed)]),
+            torch.cat([batch.gap, torch.ones(k_failed)]),  # unused for failed triplets
+            torch.cat([torch.zeros(k_expert, dtype=torch.bool), torch.ones(k_failed, dtype=torch.bool)]),
+        )

@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from video2reward.train import Checkpointer, TrainingError, train_loop, warmup_cosine
+from video2reward.training_loop import Checkpointer, TrainingError, train_loop, warmup_cosine
 
 
 class Regressor(nn.Module):

@@ -1,0 +1,180 @@
+"""The one training loop that every objective and reward head trains on.
+
+`train_loop` takes any module whose `forward(batch) -> (loss, metrics)`, a function that draws a batch
+from a torch.Generator, and an optimizer; it owns the learning-rate schedule (linear warm-up, cosine
+decay), gradient clipping, the NaN check, the progress bar, the `after_step` hook (momentum targets) and
+resumable checkpoints (`Checkpointer`), so an interrupted run resumed with --resume ends bit-for-bit where
+the uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+from tqdm import tqdm
+
+from video2reward.errors import ConfigError, V2RError
+from video2reward.model_files import load_tensors, read_json, save_tensors, write_json
+
+
+class TrainingError(V2RError):
+    """Training cannot go on (the loss became NaN/inf, a checkpoint does not fit the run, ...)."""
+
+
+def warmup_cosine(step: int, warmup: int, total: int) -> float:
+    """Learning-rate multiplier: linear warm-up to 1, then cosine decay to 0 at `total`."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+
+@dataclass
+class Checkpointer:
+    """Resumable state in `directory`: weights + optimizer tensors + RNG in safetensors, the rest in JSON."""
+
+    directory: Path
+    every: int
+    run_config: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def tensors_path(self) -> Path:
+        return self.directory / "state.safetensors"
+
+    @property
+    def json_path(self) -> Path:
+        return self.directory / "state.json"
+
+    def save(self, step: int, module: nn.Module, optimizer: torch.optim.Optimizer, generator: torch.Generator) -> None:
+        opt = optimizer.state_dict()
+        tensors = {f"model.{k}": v for k, v in module.state_dict().items()}
+        for idx, state in opt["state"].items():
+            for key, value in state.items():
+                tensors[f"optim.{idx}.{key}"] = torch.as_tensor(value)
+        tensors["rng"] = generator.get_state()
+        save_tensors(self.tensors_path, tensors)  # tensors first: the JSON names a complete step
+        write_json(self.json_path, {"step": step, "param_groups": opt["param_groups"], "config": self.run_config})
+
+    def exists(self) -> bool:
+        return self.json_path.exists() and self.tensors_path.exists()
+
+    def load(self, module: nn.Module, optimizer: torch.optim.Optimizer, generator: torch.Generator) -> int:
+        meta = read_json(self.json_path)
+        if meta.get("config") != self.run_config:
+            raise TrainingError(
+                f"{self.json_path}: this checkpoint was written by a run with other settings; resume with the "
+                f"same options, or start afresh without --resume (or with another --out)"
+            )
+        tensors = load_tensors(self.tensors_path)
+        module.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+        state: dict[int, dict[str, torch.Tensor]] = {}
+        for key, value in tensors.items():
+            if key.startswith("optim."):
+                _, idx, name = key.split(".", 2)
+                state.setdefault(int(idx), {})[name] = value
+        optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+        generator.set_state(tensors["rng"])
+        return int(meta["step"])
+
+
+class _StopRequest:
+    """Turns the first Ctrl-C (SIGINT) into a request to stop at the next step boundary, so the checkpoint
+    written then is a clean one; a second Ctrl-C interrupts at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous = None
+
+    def __enter__(self) -> "_StopRequest":
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+def train_loop(
+    module: nn.Module,
+    sample: Callable[[torch.Generator], Any],
+    optimizer: torch.optim.Optimizer,
+    steps: int,
+    generator: torch.Generator,
+    warmup: int = 100,
+    checkpointer: Checkpointer | None = None,
+    start_step: int = 0,
+    grad_clip: float = 1.0,
+    progress: bool = True,
+    desc: str = "training",
+) -> dict[str, float]:
+    """Run optimisation steps `start_step` .. `steps - 1`; returns the last metrics (smoothed).
+    After every optimizer step, `module.after_step(step, steps)` runs when the module has one.
+
+    The learning rate is a pure function of the step, the batch a pure function of the generator state,
+    so a run resumed from a checkpoint continues exactly as the uninterrupted run would have."""
+    for group in optimizer.param_groups:
+        group.setdefault("initial_lr", group["lr"])  # the peak lr; restored from a checkpoint on resume
+    smoothed: dict[str, float] = {}
+    module.train()
+    bar = tqdm(range(start_step, steps), desc=desc, unit="step", disable=not progress, initial=start_step,
+               total=steps, dynamic_ncols=True)
+    last_saved = start_step
+    t0 = time.perf_counter()
+    with _StopRequest() as stop, bar:
+        for step in bar:
+            for group in optimizer.param_groups:
+                group["lr"] = group["initial_lr"] * warmup_cosine(step, warmup, steps)
+            batch = sample(generator)
+            loss, metrics = module(batch)
+            if not torch.isfinite(loss):
+                where = (f"; the last good checkpoint (step {last_saved}) is in {checkpointer.directory}, "
+                         f"continue from it with --resume") if checkpointer and checkpointer.exists() else ""
+                raise TrainingError(f"loss became {loss.item()} at step {step}{where}; try a lower --lr")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if grad_clip:
+                nn.utils.clip_grad_norm_(module.parameters(), grad_clip)
+            optimizer.step()
+            after_step = getattr(module, "after_step", None)
+            if after_step is not None:  # momentum targets (MoCo keys, DINO teacher), queues
+                after_step(step, steps)
+            for k, v in metrics.items():  # exponential moving average for a readable bar
+                smoothed[k] = v if k not in smoothed else 0.95 * smoothed[k] + 0.05 * v
+            if step % 10 == 0:
+                rate = (step + 1 - start_step) / max(time.perf_counter() - t0, 1e-9)
+                bar.set_postfix({**{k: f"{v:.4f}" for k, v in smoothed.items()}, "it/s": f"{rate:.1f}"})
+            done = step + 1
+            if checkpointer and done < steps and (done % checkpointer.every == 0 or stop.requested):
+                checkpointer.save(done, module, optimizer, generator)
+                last_saved = done
+            if stop.requested and done < steps:
+                where = (f"; state saved in {checkpointer.directory}: run the same command with --resume to "
+                         f"continue") if checkpointer else ""
+                raise TrainingError(f"interrupted at step {done} of {steps}{where}")
+    return smoothed
+
+
+def check_writable(directory: Path) -> None:
+    """Fail before hours of work, not after: the output folder must be creatable and writable."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe = directory / ".v2r-write-test"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"{directory}: cannot write the model here ({exc.strerror}); choose another --out") from exc
