@@ -72,3 +72,53 @@ def test_task_info_reports_true_success_only_after_the_hold() -> None:
     env.unwrapped.state = [0.0, 0.0]  # balanced upright and still: at the goal
     flags = [env.step([0.0])[4]["is_success"] for _ in range(spec.hold_steps)]
     assert flags[:-1] == [False] * (spec.hold_steps - 1) and flags[-1] is True
+
+
+def tensorboard_scalars(folder: Path) -> dict[str, list[tuple[int, float]]]:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(folder))
+    acc.Reload()
+    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+
+
+def test_refine_end_to_end_writes_the_refined_model(model_dir: Path, tmp_path: Path) -> None:
+    import video2reward
+    from synthetic import moving_square
+    from video2reward.rl.agents import tensorboard_available
+    from video2reward.video.io import write_video
+
+    for i in range(2):
+        write_video(tmp_path / "demos" / f"d{i}.mp4", moving_square(12 + i, 32), fps=10)
+    out = tmp_path / "refined"
+    run("mountaincar", str(model_dir), out, "--refine", "--refine-every", "100", "--refine-steps", "2",
+        "--refine-lr", "1e-3", "--refine-buffer", "150", "--refine-videos", str(tmp_path / "demos"))
+    rows = list(csv.DictReader((out / "refine.csv").open()))
+    assert [int(r["step"]) for r in rows] == [100, 200, 300]
+    assert all(0 < int(r["agent_frames"]) <= 150 and float(r["loss"]) == float(r["loss"]) for r in rows)
+    refined, original = video2reward.load(out / "reward_model"), video2reward.load(model_dir)
+    assert refined.config["refinement"]["gradient_steps"] == 6 and refined.config["refinement"]["task"] == "mountaincar"
+    assert refined.config["refinement"]["agent_frames_seen"] >= 300
+    changed = [k for k, v in original.head.state_dict().items() if not torch.equal(v, refined.head.state_dict()[k])]
+    assert any(k.startswith("encoder.") for k in changed) and any(k.startswith("mlp.") for k in changed)
+    assert json.loads((out / "config.json").read_text())["config"]["refine"] is True
+    if tensorboard_available():  # evaluation and refinement scalars, and SB3's own run beside them
+        scalars = tensorboard_scalars(out / "tb")
+        assert [s for s, _ in scalars["eval/success_rate"]] == [150, 300]
+        assert {"eval/env_return", "eval/learned_return", "refine/loss", "refine/agent_mu"} <= set(scalars)
+        assert (out / "tb" / "DQN_1").is_dir()
+
+
+def test_refine_needs_a_learned_reward(tmp_path: Path, capsys) -> None:
+    assert main(["rl", "mountaincar", "--reward", "env", "--refine", "--out", str(tmp_path / "x"), *FAST]) == 2
+    assert "--refine refines a learned reward" in capsys.readouterr().err
+
+
+def test_without_tensorboard_one_line_says_how_to_get_it(tmp_path: Path, capsys, monkeypatch) -> None:
+    import video2reward.rl.agents as agents
+
+    monkeypatch.setattr(agents, "tensorboard_available", lambda: False)
+    assert main(["rl", "mountaincar", "--reward", "env", "--out", str(tmp_path / "e"), "--steps", "100",
+                 "--eval-every", "100", "--eval-episodes", "1", "--dqn-learning-starts", "50", "--quiet"]) == 0
+    assert capsys.readouterr().out.count("pip install tensorboard") == 1
+    assert not (tmp_path / "e" / "tb").exists()

@@ -1,6 +1,7 @@
 """Reinforcement learning with a learned reward: `LearnedReward` wraps a gymnasium env so its reward
 comes from a video2reward model (see wrapper.py); `agents.train_agent` trains SB3 DQN/SAC on it (`v2r rl`),
-`envs.env_spec` resolves task names, `report` draws learning curves and tables (`v2r rl-report`)."""
+`envs.env_spec` resolves task names, `report` draws learning curves and tables (`v2r rl-report`), `refine`
+refines the reward online on the agent's own frames (`v2r rl --refine`)."""
 
 from video2reward.rl.wrapper import (
     DEMO_SHORT_SIDE,

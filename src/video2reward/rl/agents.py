@@ -6,6 +6,12 @@ true task success.
         -> SB3 DQN / SAC -> every `eval_every` steps: deterministic episodes -> OUT/eval.csv
         -> OUT/policy.safetensors + config.json, OUT/learning_curve.png, OUT/eval_episode.mp4
 
+With `--refine` (progress models), an AgentFrames wrapper keeps the frames LearnedReward scored, and every
+`refine_every` steps a callback runs rl/refine.RewardRefiner on them (push-back of the agent's frames, the
+demonstrations held); the refined model is saved to OUT/reward_model, its losses logged to OUT/refine.csv.
+With tensorboard installed, SB3's own training scalars and the evaluation (and refinement) scalars also go
+to OUT/tb (`tensorboard --logdir OUT/tb`).
+
 DQN keeps the seed paper's parts: a replay buffer, an epsilon-greedy schedule, a target network updated
 every `target_update_interval` steps. The agent's weights are saved as safetensors (SB3's own .zip pickles).
 """
@@ -29,6 +35,9 @@ from video2reward.model_files import save_tensors, write_json
 from video2reward.rl.envs import EnvSpec, TaskInfo, env_spec
 
 EVAL_FIELDS = ("step", "success_rate", "env_return", "learned_return", "episode_length", "wall_s")
+REFINE_FIELDS = ("step", "loss", "expert_mae", "agent_mu_before", "agent_mu", "pushback", "agent_frames",
+                 "agent_episodes", "seconds")
+TENSORBOARD_HINT = "TensorBoard logs are off: `pip install tensorboard` to get them in OUT/tb"
 
 
 @dataclass
@@ -41,20 +50,47 @@ class EvalRow:
     wall_s: float
 
 
-def make_env(spec: EnvSpec, reward_model, config: RLConfig) -> gym.Env:
-    """The training/evaluation env: true success and env reward in info, the learned reward as reward."""
+def make_env(spec: EnvSpec, reward_model, config: RLConfig, frames=None) -> gym.Env:
+    """The training/evaluation env: true success and env reward in info, the learned reward as reward;
+    with `frames` (an rl.refine.AgentFrameBuffer), the frames the reward was scored on are kept there."""
     from stable_baselines3.common.monitor import Monitor
 
     env = TaskInfo(spec.make("rgb_array"), spec)  # frames are rendered only when asked for
     if reward_model is not None:
         from video2reward.rl.wrapper import LearnedReward
 
-        env = LearnedReward(env, reward_model, reward=config.reward_mode, k=config.k,
-                            offset=-1.0 if config.reward_mode != "shaping" else 0.0)
+        env = learned = LearnedReward(env, reward_model, reward=config.reward_mode, k=config.k,
+                                      offset=-1.0 if config.reward_mode != "shaping" else 0.0)
+        if frames is not None:
+            from video2reward.rl.refine import AgentFrames
+
+            env = AgentFrames(learned, learned, frames)
     return Monitor(env)
 
 
-def build_agent(algo: str, env: gym.Env, config: RLConfig):
+def learned_reward_of(env: gym.Env):
+    """The LearnedReward inside a wrapper chain (None if there is none)."""
+    from video2reward.rl.wrapper import LearnedReward
+
+    while env is not None:
+        if isinstance(env, LearnedReward):
+            return env
+        env = getattr(env, "env", None)
+    return None
+
+
+def tensorboard_available() -> bool:
+    """Whether torch.utils.tensorboard works here (it needs the `tensorboard` package)."""
+    import importlib
+
+    try:
+        importlib.import_module("torch.utils.tensorboard")
+    except ImportError:
+        return False
+    return True
+
+
+def build_agent(algo: str, env: gym.Env, config: RLConfig, tensorboard_log: str | None = None):
     from stable_baselines3 import DQN, SAC
 
     if algo == "dqn":
@@ -63,9 +99,9 @@ def build_agent(algo: str, env: gym.Env, config: RLConfig):
                    target_update_interval=config.dqn_target_update, train_freq=config.dqn_train_freq,
                    gradient_steps=config.dqn_gradient_steps, exploration_fraction=config.dqn_exploration_fraction,
                    exploration_final_eps=config.dqn_exploration_final, policy_kwargs={"net_arch": [256, 256]},
-                   seed=config.seed, device="cpu", verbose=0)
+                   seed=config.seed, device="cpu", verbose=0, tensorboard_log=tensorboard_log)
     return SAC("MlpPolicy", env, learning_rate=config.sac_lr, learning_starts=config.sac_learning_starts,
-               gamma=config.sac_gamma, seed=config.seed, device="cpu", verbose=0)
+               gamma=config.sac_gamma, seed=config.seed, device="cpu", verbose=0, tensorboard_log=tensorboard_log)
 
 
 def evaluate(agent, env: gym.Env, episodes: int, seed: int, record: bool = False) -> tuple[dict, list]:
@@ -95,7 +131,7 @@ def evaluate(agent, env: gym.Env, episodes: int, seed: int, record: bool = False
 def train_agent(task: str, reward: str, out: str | Path, config: RLConfig | None = None,
                 progress: bool = True) -> list[EvalRow]:
     """Train on `task` with the learned reward model at `reward` (or 'env'); log evaluations to OUT."""
-    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 
     import video2reward
 
@@ -110,14 +146,35 @@ def train_agent(task: str, reward: str, out: str | Path, config: RLConfig | None
         raise ConfigError(f"--algo {algo} does not fit {task}: its actions are "
                           f"{'discrete (use dqn)' if discrete else 'continuous (use sac)'}")
     model = None if reward == "env" else video2reward.load(reward)
-    env = make_env(spec, model, config)
+    refiner = None
+    if config.refine:
+        from video2reward.rl.refine import AgentFrameBuffer, RewardRefiner, check_refinable, refinement_videos
+
+        if model is None:
+            raise ConfigError("--refine refines a learned reward: give a model folder as --reward, not 'env'")
+        if config.refine_every < 1 or config.refine_steps < 1:
+            raise ConfigError("--refine-every and --refine-steps must be at least 1")
+        check_refinable(model)
+        refiner = RewardRefiner(model, refinement_videos(model, config.refine_videos or None),
+                                AgentFrameBuffer(config.refine_buffer), lr=config.refine_lr, seed=config.seed)
+    env = make_env(spec, model, config, frames=refiner.buffer if refiner is not None else None)
     eval_env = make_env(spec, model, config)
-    agent = build_agent(algo, env, config)
+    writer = None
+    if tensorboard_available():
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(str(out / "tb"))  # eval/* and refine/*; SB3 writes its own run beside it
+    else:
+        print(TENSORBOARD_HINT, flush=True)
+    agent = build_agent(algo, env, config, tensorboard_log=str(out / "tb") if writer is not None else None)
     rows: list[EvalRow] = []
     csv_path = out / "eval.csv"
     t0 = time.perf_counter()
     with csv_path.open("w", newline="") as f:
         csv.writer(f).writerow(EVAL_FIELDS)
+    if refiner is not None:
+        with (out / "refine.csv").open("w", newline="") as f:
+            csv.writer(f).writerow(REFINE_FIELDS)
 
     def run_eval(step: int) -> None:
         stats, _ = evaluate(agent, eval_env, config.eval_episodes, seed=10_000 + config.seed * 1000)
@@ -127,10 +184,33 @@ def train_agent(task: str, reward: str, out: str | Path, config: RLConfig | None
         rows.append(row)
         with csv_path.open("a", newline="") as f:
             csv.writer(f).writerow([getattr(row, k) for k in EVAL_FIELDS])
+        if writer is not None:
+            for key in ("success_rate", "env_return", "learned_return", "episode_length"):
+                if getattr(row, key) is not None:
+                    writer.add_scalar(f"eval/{key}", getattr(row, key), step)
+            writer.flush()
         if progress:
             learned = "" if row.learned_return is None else f", learned return {row.learned_return:.1f}"
             print(f"step {step}: success {row.success_rate:.0%}, env return {row.env_return:.1f}{learned}, "
                   f"length {row.episode_length:.0f} ({row.wall_s:.0f} s)", flush=True)
+
+    def run_refine(step: int) -> None:
+        stats = refiner.refine(config.refine_steps)
+        if stats is None:  # no agent episode of 2+ frames yet
+            return
+        learned = learned_reward_of(env)
+        if learned is not None:  # the running episode's cached features came from the old weights
+            learned.refresh()
+        with (out / "refine.csv").open("a", newline="") as f:
+            csv.writer(f).writerow([step, *(v if isinstance(v := stats[k], int) else round(float(v), 6)
+                                            for k in REFINE_FIELDS[1:])])
+        if writer is not None:
+            for key in ("loss", "expert_mae", "agent_mu", "pushback"):
+                writer.add_scalar(f"refine/{key}", stats[key], step)
+        if progress:
+            print(f"step {step}: refined the reward ({config.refine_steps} steps, {stats['agent_frames']} agent "
+                  f"frames): agent mu {stats['agent_mu_before']:.3f} -> {stats['agent_mu']:.3f}, demo |mu - t| "
+                  f"{stats['expert_mae']:.3f} ({stats['seconds']:.1f} s)", flush=True)
 
     class EvalCallback(BaseCallback):
         def _on_step(self) -> bool:
@@ -138,14 +218,31 @@ def train_agent(task: str, reward: str, out: str | Path, config: RLConfig | None
                 run_eval(self.num_timesteps)
             return True
 
+    class RefineCallback(BaseCallback):
+        """Every `refine_every` env steps: push back the agent's frames (rl/refine.py)."""
+
+        def _on_step(self) -> bool:
+            if self.num_timesteps % config.refine_every == 0:
+                run_refine(self.num_timesteps)
+            return True
+
+    callbacks = ([RefineCallback()] if refiner is not None else []) + [EvalCallback()]
     interrupted = False
     try:
-        agent.learn(total_timesteps=config.steps, callback=EvalCallback())
+        agent.learn(total_timesteps=config.steps, callback=CallbackList(callbacks), tb_log_name=algo.upper())
     except KeyboardInterrupt:  # keep what was learned: weights, log and plot are still written
         interrupted = True
     if not rows or agent.num_timesteps - rows[-1].step >= max(1, config.eval_every // 2):
         run_eval(agent.num_timesteps)  # the final policy (SB3 may overshoot `steps` by < train_freq)
     save_agent(agent, out, task, reward, algo, config, interrupted)
+    if refiner is not None:
+        from video2reward.rewards.model import RewardModel
+
+        refined = {**model.config, "refinement": {**refiner.summary(), "from": str(reward), "task": task,
+                                                  "algo": algo, "timesteps": int(agent.num_timesteps)}}
+        RewardModel(model.head, refined, model.device).save(out / "reward_model")
+    if writer is not None:
+        writer.close()
     _, frames = evaluate(agent, eval_env, 1, seed=20_000, record=True)
     from video2reward.rl.report import plot_learning_curves, write_episode_video
 

@@ -175,6 +175,8 @@ class LearnedReward(gym.Wrapper, gym.utils.RecordConstructorArgs):
         self._previous_mu = 0.0
         self._at_goal_steps = 0
         self.frame: np.ndarray | None = None  # the latest model frame (S, S, 3)
+        self._initial_frame: np.ndarray | None = None  # model frames kept for refresh(): the first one
+        self._recent_frames: deque[np.ndarray] = deque(maxlen=self.model.motion_gap + 1)  # frames t - gap .. t
 
     def model_frame(self, frame: np.ndarray) -> np.ndarray:
         """A rendered (H, W, 3) uint8 frame -> the (S, S, 3) frame the model scores."""
@@ -189,6 +191,9 @@ class LearnedReward(gym.Wrapper, gym.utils.RecordConstructorArgs):
         """Render, resize and score the current frame: (mu, sigma, success probability or None)."""
         t0 = time.perf_counter()
         self.frame = self.model_frame(obs if self.frame_from_obs else self.env.render())
+        if self._initial_frame is None:
+            self._initial_frame = self.frame
+        self._recent_frames.append(self.frame)
         head = self.model.head
         z = head.embed(frames_to_tensor(self.frame[None], self.model.device))  # (1, D)
         if self._initial is None:
@@ -205,6 +210,27 @@ class LearnedReward(gym.Wrapper, gym.utils.RecordConstructorArgs):
         self.reward_seconds += time.perf_counter() - t0
         self.reward_calls += 1
         return float(mu[0]), float(sigma[0]), prob
+
+    @torch.inference_mode()
+    def refresh(self) -> None:
+        """Re-embed the running episode's cached frames (its first frame, the last `motion_gap` frames and the
+        previous mu) with the model's current weights. Call it after the weights changed in place (online
+        refinement, rl/refine.py): the episode's later rewards are then what `model.score` with the new
+        weights gives those frames, as if the episode had been scored by them from its start. (A `goal` given
+        to the wrapper holds features of the old weights: it is not recomputed; the model's stored goal is the
+        refiner's to update.)"""
+        if self._initial_frame is None:
+            return
+        head, gap = self.model.head, self.model.motion_gap
+        z = head.embed(frames_to_tensor(np.stack([self._initial_frame, *self._recent_frames]), self.model.device))
+        self._initial, recent = z[0], z[1:]  # recent: frames max(t - gap, 0) .. t, the current frame t last
+        previous = None
+        if gap > 0:
+            self._history = deque((recent[i : i + 1] for i in range(max(len(recent) - gap, 0), len(recent))),
+                                  maxlen=gap)
+            previous = recent[:1] if len(recent) == gap + 1 else self._initial[None]  # frame t - gap, or the first
+        mu, _ = head.predict(recent[-1:], self._initial, self.goal, previous)
+        self._previous_mu = float(mu[0])
 
     # ---- gymnasium API ----------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
