@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from video2reward.config import TrainConfig
+from video2reward.config import HEADS, TrainConfig
 from video2reward.demo import DEMO_TASKS, generate_demo_data
 from video2reward.demo.pipeline import HEADS_COMPARED, format_table, run_task
 
@@ -27,7 +27,8 @@ from video2reward.demo.pipeline import HEADS_COMPARED, format_table, run_task
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", nargs="+", default=list(DEMO_TASKS), choices=DEMO_TASKS)
-    parser.add_argument("--heads", nargs="+", default=list(HEADS_COMPARED), choices=HEADS_COMPARED)
+    parser.add_argument("--heads", nargs="+", default=list(HEADS_COMPARED), choices=HEADS,
+                        help=f"heads to compare (default: {' '.join(HEADS_COMPARED)}; all: {' '.join(HEADS)})")
     parser.add_argument("--encoder", default="cnn", choices=("cnn", "vit"))
     parser.add_argument("--steps", type=int, default=TrainConfig.steps)
     parser.add_argument("--seed", type=int, default=0)

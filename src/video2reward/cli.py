@@ -15,6 +15,9 @@ DESCRIPTION = """v2r: videos of a task in, a dense reward function out.
     v2r probe encoders/pendulum-dino data/pendulum    # how well time reads off its frozen features
     v2r train data/pendulum/train --encoder encoders/pendulum-dino [--freeze] --out models/pendulum
 
+    v2r distill models/pendulum --student tiny --out models/pendulum-tiny   # same head on a tiny, faster CNN
+    v2r export models/pendulum-tiny --format torchscript --out pendulum.pt  # scoring for deployment
+
     v2r rl mountaincar --reward models/mountaincar --algo dqn --out runs/mc-v2r   # an agent on the video reward
     v2r rl mountaincar --reward env --algo dqn --out runs/mc-env                   # the comparison run
     v2r rl-report runs/mc-v2r runs/mc-env                                          # table + learning curves
@@ -151,7 +154,8 @@ def cmd_rl(args: argparse.Namespace) -> None:
     last = rows[-1]
     print(f"{args.task} with {'the env reward' if args.reward == 'env' else args.reward}: final success "
           f"{last.success_rate:.0%}, env return {last.env_return:.1f} after {last.step} steps")
-    print(f"wrote {args.out}/eval.csv, policy.safetensors + config.json, learning_curve.png, eval_episode.mp4")
+    print(f"wrote {args.out}/eval.csv, policy.safetensors + config.json, learning_curve.png, eval_episode.mp4"
+          + (", refine.csv, reward_model/ (the refined reward model)" if config.refine else ""))
 
 
 def cmd_rl_report(args: argparse.Namespace) -> None:
@@ -160,6 +164,37 @@ def cmd_rl_report(args: argparse.Namespace) -> None:
     print(report_table(args.runs))
     plot_learning_curves(args.runs, args.plot)
     print(f"wrote {args.plot}")
+
+
+def cmd_distill(args: argparse.Namespace) -> None:
+    from video2reward.config import DistillConfig
+    from video2reward.distill import distill
+
+    config = config_from_args(DistillConfig, args)
+    result = distill(args.model, args.out, config, resume=args.resume, skip_bad=args.skip_bad,
+                     progress=not args.quiet)
+    a = result.agreement
+    loss = result.metrics.get("loss", float("nan"))
+    print(f"distilled {args.model} into a {config.student} student ({result.model.describe()}) on "
+          f"{result.num_videos} videos ({result.num_frames} frames) in {result.seconds:.1f} s; loss {loss:.4f}")
+    print(f"on its training videos: Spearman with the teacher's rewards {a['teacher_spearman']:.3f}, "
+          f"VOC {a['voc']:.3f} (teacher {a['teacher_voc']:.3f})")
+    print(f"saved {args.out}/model.safetensors + config.json")
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    import video2reward
+    from video2reward.export import export_model
+
+    model = video2reward.load(args.model)
+    meta = export_model(model, args.out, args.format, args.quantize)
+    diff = meta["max_abs_diff"]
+    check = ("not checked: install onnxruntime to compare" if diff is None else
+             "max |exported - eager| " + ", ".join(f"{k} {v:.2g}" for k, v in diff.items()))
+    print(f"wrote {args.out}: {args.format}{' int8' if args.quantize == 'int8' else ''} scorer of a "
+          f"{model.describe()}; {check}")
+    print("inputs: frames (B,3,S,S) float in [0,1], initial (D,), goal (D,), previous (B,D) -> mu (B,), sigma (B,), "
+          f"z (B,D); S={meta['image_size']}, D={meta['dim']}, motion_gap={meta['motion_gap']}")
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
@@ -261,6 +296,25 @@ def build_parser() -> argparse.ArgumentParser:
             cmd_rl_report)
     p.add_argument("runs", nargs="+", metavar="RUN", help="run folders from `v2r rl`")
     p.add_argument("--plot", default="rl_report.png", help="learning-curve PNG to write (default: rl_report.png)")
+
+    p = add("distill", "train a small student model (same head, a tiny CNN encoder) on a model's outputs over its "
+            "training videos (SimCLRv2's distillation); the student is an ordinary model folder", cmd_distill)
+    p.add_argument("model", help="teacher: a model folder from `v2r train`")
+    p.add_argument("--out", required=True, help="student model folder to write (model.safetensors + config.json)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run from OUT/checkpoint")
+    p.add_argument("--skip-bad", action="store_true", help="skip videos that fail to decode and list them")
+    from video2reward.config import DistillConfig
+
+    add_config_arguments(p, DistillConfig)
+
+    p = add("export", "write a model's per-frame scoring (embed + predict) as a TorchScript or ONNX file for "
+            "deployment; such files hold code, and v2r never loads them as models", cmd_export)
+    p.add_argument("model", help="model folder from `v2r train` or `v2r distill`")
+    p.add_argument("--format", default="torchscript", choices=("torchscript", "onnx"),
+                   help="torchscript (torch.jit.load) or onnx (needs: pip install onnx) (default: torchscript)")
+    p.add_argument("--quantize", default="none", choices=("none", "int8"),
+                   help="int8: dynamic int8 quantisation of the Linear layers (CPU; torchscript only) (default: none)")
+    p.add_argument("--out", required=True, help="file to write (e.g. model.pt or model.onnx)")
 
     p = add("score", "write per-frame rewards of videos as JSONL: {\"video\", \"rewards\", \"sigma\", \"fps\"} "
             "(+ \"success_prob\" for a --head success model)",

@@ -108,6 +108,47 @@ class PretrainConfig:
     checkpoint_every: int = _help(250, "write a resumable checkpoint every this many steps")
 
 
+STUDENTS = ("tiny",)  # encoder presets of `v2r distill --student` (CNN_PRESETS in encoders/cnn.py)
+
+
+@dataclass
+class DistillConfig:
+    """How `v2r distill` trains a small student model on a teacher model's outputs."""
+
+    student: str = _help("tiny", "student encoder: 'tiny' (a CNN with a 16-channel stem, stages of 16, 32, 64 "
+                         "channels and 64-d features: about 3x the frames/s of the default CNN, see bench/speed.py); "
+                         "the student keeps the teacher's head type and head options", choices=STUDENTS)
+    videos: str = _help("", "folder (or file) of demonstration videos to distill on; their last frames define the "
+                        "student's goal (default: the teacher's own training videos, as its config.json records "
+                        "them under training.videos, paths as given to `v2r train`)")
+    negatives: str = _help("", "folder (or file) of failed videos to distill on as well (default: the teacher's "
+                           "--negatives as its config.json records them, when --videos is not given)")
+    image_size: int = _help(0, "student frame size in pixels; 0 = the teacher's (the student then sees exactly the "
+                            "frames the teacher saw; another size resizes them with area averaging)")
+    steps: int = _help(1500, "gradient steps")
+    batch_size: int = _help(128, "frames scored by teacher and student per step (each with its video's first "
+                            "frame and its motion partner, the inputs scoring uses)")
+    frames_per_video: int = _help(16, "frames drawn from each sampled video per step (batch_size / this = videos "
+                                  "per step)")
+    augment_fraction: float = _help(0.5, "fraction of the sampled videos whose frames are augmented (shift, color "
+                                    "jitter, noise) before the teacher labels them and the student sees them; the "
+                                    "rest are the clean frames scoring sees")
+    temperature: float = _help(2.0, "temperature T of heads with categorical outputs (temporal-distance's gap bins) "
+                               "or logits (rank, success): teacher and student distributions are both softened by "
+                               "T and the loss is scaled by T^2 (Hinton et al. 2015). progress matches the "
+                               "teacher's Normal(mu, sigma) with KL(teacher || student) and goal-distance its reward "
+                               "with squared error, without T")
+    lr: float = _help(2e-3, "peak AdamW learning rate (linear warm-up, then cosine decay)")
+    weight_decay: float = _help(1e-4, "AdamW weight decay")
+    warmup_steps: int = _help(100, "linear learning-rate warm-up steps")
+    max_frames_per_video: int = _help(0, "longer videos are subsampled evenly to this many frames; 0 = the "
+                                      "teacher's training setting")
+    seed: int = _help(0, "seed for sampling, augmentation and the student's initialisation")
+    device: str = _help("auto", "'cpu', 'cuda' or 'auto' (cuda when available)")
+    threads: int = _help(0, "torch CPU threads; 0 = torch's default (all cores)")
+    checkpoint_every: int = _help(500, "write a resumable checkpoint every this many steps")
+
+
 @dataclass
 class RLConfig:
     """How `v2r rl` trains and evaluates an agent."""
@@ -139,6 +180,22 @@ class RLConfig:
     sac_lr: float = _help(1e-3, "SAC learning rate")
     sac_learning_starts: int = _help(1000, "SAC steps of random play before learning")
     sac_gamma: float = _help(0.99, "SAC discount")
+    # Online refinement of the learned reward (rl/refine.py)
+    refine: bool = _help(False, "refine the reward model online: the frames the agent visits become "
+                         "PROGRESSOR push-back negatives (their progress is pushed below the model's prediction) "
+                         "while batches of the demonstrations keep the expert ordering, so the agent cannot "
+                         "exploit the reward on states no video showed; progress head only. The reward then "
+                         "changes during training (see rl/refine.py); the refined model is saved to "
+                         "OUT/reward_model")
+    refine_every: int = _help(1000, "--refine: refine every this many environment steps")
+    refine_steps: int = _help(10, "--refine: gradient steps per refinement")
+    refine_buffer: int = _help(2000, "--refine: the agent's latest frames kept as negatives (whole recent "
+                               "episodes; S*S*3 bytes each: 2000 frames of 64 px = 25 MB)")
+    refine_lr: float = _help(1e-4, "--refine: AdamW learning rate of the reward model (constant; small, so the "
+                             "reward drifts slowly compared with the replay buffer's turnover)")
+    refine_videos: str = _help("", "--refine: demonstration videos (folder or file) that keep the expert "
+                               "ordering; default: the model's own training videos (config.json "
+                               "training.videos, paths as given to `v2r train`)")
 
 
 def resolve_device(name: str) -> torch.device:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 from PIL import Image
 
 from video2reward.errors import VideoError
@@ -217,14 +218,18 @@ def _iter_file_frames(source: VideoSource, size: int | None, fit: str) -> Iterat
     with _open_container(source) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
+        # One swscale context for the whole video: frame.reformat / to_ndarray(format=...) set one up per frame,
+        # which cost 0.28 ms of CPU per 128x96 frame against 0.05 ms reused (same pixels), 5x the decoding itself.
+        reformatter = VideoReformatter()
         count = 0
         try:
             for frame in container.decode(stream):
                 if size is None:
-                    rgb = frame.to_ndarray(format="rgb24")
+                    rgb = reformatter.reformat(frame, format="rgb24").to_ndarray()
                 else:
                     w, h = fit_dims(frame.width, frame.height, size, fit)  # resize in swscale, then square
-                    rgb = frame.reformat(width=w, height=h, format="rgb24", interpolation="AREA").to_ndarray()
+                    rgb = reformatter.reformat(frame, width=w, height=h, format="rgb24",
+                                               interpolation="AREA").to_ndarray()
                     rgb = to_square(rgb, size)
                 count += 1
                 yield rgb
