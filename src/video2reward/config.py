@@ -89,7 +89,7 @@ class TrainConfig:
 class PretrainConfig:
     """How `v2r pretrain` learns an encoder from videos without labels."""
 
-    method: str = _help("tcn", "self-supervised objective: simclr, dcl, moco, dino, mae (ViT only), tcn "
+    method: str = _help("rotation", "self-supervised objective: simclr, dcl, moco, dino, mae (ViT only), tcn "
                         "(time-contrastive), rotation", choices=PRETRAIN_METHODS)
     encoder: str = _help("cnn", "architecture to pretrain: 'cnn' or 'vit'", choices=("cnn", "vit"))
     image_size: int = _help(64, "frames are made square and resized to this many pixels")
