@@ -42,7 +42,7 @@ from video2reward.errors import ConfigError
 from video2reward.evaluation import spearman, value_order_correlation
 from video2reward.rewards.model import ENCODER_HEADS, RewardModel, build_head
 from video2reward.rewards.progress import normal_kl
-from video2reward.training_loop import Checkpointer, TrainingError, check_writable, train_loop
+from video2reward.training_loop import check_writable, fit_resumable
 from video2reward.video.augment import FrameAugment
 from video2reward.video.dataset import Demonstration, even_subsample, load_demonstrations
 from video2reward.video.sampling import motion_partners
@@ -251,21 +251,15 @@ def distill(model_dir: str | os.PathLike, out: str | os.PathLike, config: Distil
     goal_frames = torch.stack([d.frames[-1] for d in demos])  # (V, 3, S, S) uint8
     sampler = DistillSampler(teacher, [*demos, *negatives], goal_frames, config, model_config["image_size"])
     module = DistillLoss(head, kind, config.temperature)
-    optimizer = torch.optim.AdamW(head.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    generator = torch.Generator().manual_seed(config.seed)
     run = {**asdict(config), "teacher_weights_sha256": teacher.config.get("weights_sha256")}
-    checkpointer = Checkpointer(out / "checkpoint", config.checkpoint_every, run)
-    start = 0
-    if resume:
-        if not checkpointer.exists():
-            raise TrainingError(f"--resume: no checkpoint in {checkpointer.directory}; run without --resume")
-        start = checkpointer.load(module, optimizer, generator)
 
     def sample(gen: torch.Generator) -> DistillBatch:
         return sampler.sample(gen).to(device)
 
-    metrics = train_loop(module, sample, optimizer, config.steps, generator, warmup=config.warmup_steps,
-                         checkpointer=checkpointer, start_step=start, progress=progress, desc=f"distilling {kind}")
+    metrics = fit_resumable(module, sample, steps=config.steps, lr=config.lr, weight_decay=config.weight_decay,
+                            seed=config.seed, warmup=config.warmup_steps, out=out,
+                            checkpoint_every=config.checkpoint_every, run_config=run, resume=resume,
+                            progress=progress, desc=f"distilling {kind}")
     head.eval()
     if hasattr(head, "set_goal"):
         head.set_goal(sampler.to_student_size(goal_frames.float().div(255.0)).to(device))

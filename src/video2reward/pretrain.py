@@ -1,7 +1,7 @@
 """`v2r pretrain`: learn a frame encoder from the user's own videos with a self-supervised objective.
 
     demos -> FrameSampler -> objective.make_batch (augmented views) -> objective(batch) -> (loss, metrics)
-          -> the one training loop (train.train_loop: AdamW, warm-up + cosine, checkpoints, --resume)
+          -> the one training loop (training_loop.fit_resumable: AdamW, warm-up + cosine, checkpoints, --resume)
           -> objective.encoder saved as ENCODER_DIR/encoder.safetensors + config.json
 
 Only the encoder is kept; projection heads, teachers and queues are thrown away. `v2r train --encoder
@@ -27,7 +27,7 @@ from video2reward.encoders.pretrained import save_encoder
 from video2reward.errors import ConfigError
 from video2reward.objectives import OBJECTIVES, build_objective
 from video2reward.objectives.base import batch_to
-from video2reward.training_loop import Checkpointer, TrainingError, check_writable, train_loop
+from video2reward.training_loop import check_writable, fit_resumable
 from video2reward.video.dataset import load_demonstrations
 from video2reward.video.frame_sampler import FrameSampler
 
@@ -75,19 +75,11 @@ def pretrain_encoder(
     def sample(generator: torch.Generator):
         return batch_to(objective.make_batch(sampler.sample(generator), generator), device)
 
-    params = [p for p in objective.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    generator = torch.Generator().manual_seed(config.seed)
     run_config = {"pretrain": asdict(config), "method_options": method_options}
-    checkpointer = Checkpointer(out / "checkpoint", config.checkpoint_every, run_config)
-    start = 0
-    if resume:
-        if not checkpointer.exists():
-            raise TrainingError(f"--resume: no checkpoint in {checkpointer.directory}; run without --resume")
-        start = checkpointer.load(objective, optimizer, generator)
-    metrics = train_loop(objective, sample, optimizer, config.steps, generator, warmup=config.warmup_steps,
-                         checkpointer=checkpointer, start_step=start, progress=progress,
-                         desc=f"pretraining ({config.method})")
+    metrics = fit_resumable(objective, sample, steps=config.steps, lr=config.lr, weight_decay=config.weight_decay,
+                            seed=config.seed, warmup=config.warmup_steps, out=out,
+                            checkpoint_every=config.checkpoint_every, run_config=run_config, resume=resume,
+                            progress=progress, desc=f"pretraining ({config.method})")
     seconds = time.perf_counter() - t0
     encoder = objective.encoder.cpu().eval()
     method_config = dataclasses.asdict(objective.config) if dataclasses.is_dataclass(objective.config) else {}

@@ -23,7 +23,7 @@ from video2reward.config import TrainConfig, resolve_device
 from video2reward.encoders import ENCODERS, build_encoder
 from video2reward.encoders.pretrained import load_encoder
 from video2reward.errors import ConfigError
-from video2reward.training_loop import Checkpointer, TrainingError, check_writable, train_loop
+from video2reward.training_loop import check_writable, fit_resumable
 from video2reward.rewards.model import ENCODER_HEADS, RewardModel, head_config_dict
 from video2reward.rewards.pixel_ridge import PixelRidge, PixelRidgeConfig
 from video2reward.rewards.progress import ProgressConfig, ProgressHead
@@ -123,18 +123,10 @@ def _batches(sampler, config: TrainConfig, device: torch.device) -> Callable[[to
 def _optimize(head: nn.Module, sample: Callable[[torch.Generator], Any], config: TrainConfig, out: Path,
               resume: bool, progress: bool) -> dict[str, float]:
     """AdamW on the head's trainable parameters through `train_loop`, with resumable checkpoints in out/."""
-    params = [p for p in head.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    generator = torch.Generator().manual_seed(config.seed)
-    checkpointer = Checkpointer(out / "checkpoint", config.checkpoint_every, asdict(config))
-    start = 0
-    if resume:
-        if not checkpointer.exists():
-            raise TrainingError(f"--resume: no checkpoint in {checkpointer.directory}; run without --resume")
-        start = checkpointer.load(head, optimizer, generator)
-    return train_loop(head, sample, optimizer, config.steps, generator, warmup=config.warmup_steps,
-                      checkpointer=checkpointer, start_step=start, progress=progress,
-                      desc=f"training {config.head}")
+    return fit_resumable(head, sample, steps=config.steps, lr=config.lr, weight_decay=config.weight_decay,
+                         seed=config.seed, warmup=config.warmup_steps, out=out,
+                         checkpoint_every=config.checkpoint_every, run_config=asdict(config), resume=resume,
+                         progress=progress, desc=f"training {config.head}")
 
 
 def _fit_progress(

@@ -178,3 +178,23 @@ def check_writable(directory: Path) -> None:
         probe.unlink()
     except OSError as exc:
         raise ConfigError(f"{directory}: cannot write the model here ({exc.strerror}); choose another --out") from exc
+
+
+def fit_resumable(
+    module: nn.Module, sample: Callable[[torch.Generator], Any], *, steps: int, lr: float, weight_decay: float,
+    seed: int, warmup: int, out: Path, checkpoint_every: int, run_config: dict[str, Any], resume: bool,
+    progress: bool, desc: str,
+) -> dict[str, float]:
+    """AdamW on `module`'s trainable parameters through `train_loop`, checkpointed in OUT/checkpoint; with
+    `resume`, continue from that checkpoint (which must have been written with the same `run_config`)."""
+    params = [p for p in module.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    generator = torch.Generator().manual_seed(seed)
+    checkpointer = Checkpointer(Path(out) / "checkpoint", checkpoint_every, run_config)
+    start = 0
+    if resume:
+        if not checkpointer.exists():
+            raise TrainingError(f"--resume: no checkpoint in {checkpointer.directory}; run without --resume")
+        start = checkpointer.load(module, optimizer, generator)
+    return train_loop(module, sample, optimizer, steps, generator, warmup=warmup, checkpointer=checkpointer,
+                      start_step=start, progress=progress, desc=desc)
