@@ -76,14 +76,6 @@ def is_pretrained(encoder: str) -> bool:
     return encoder not in ENCODERS
 
 
-def pretrained_image_size(config: TrainConfig) -> int:
-    """The frame size training must use: a pretrained encoder's own, else `config.image_size`."""
-    if not is_pretrained(config.encoder) or config.head not in ENCODER_HEADS:
-        return config.image_size
-    encoder, _ = load_encoder(config.encoder)
-    return int(encoder.config.image_size)
-
-
 def _make_encoder(config: TrainConfig) -> nn.Module:
     """A fresh `cnn`/`vit`, or the pretrained encoder `config.encoder` (frozen with `config.freeze`)."""
     if not is_pretrained(config.encoder):
@@ -131,9 +123,8 @@ def _optimize(head: nn.Module, sample: Callable[[torch.Generator], Any], config:
 
 def _fit_progress(
     demos: Sequence[Demonstration], negatives: Sequence[Demonstration], config: TrainConfig, device: torch.device,
-    out: Path, resume: bool, progress: bool,
+    out: Path, resume: bool, progress: bool, encoder: nn.Module,
 ) -> tuple[nn.Module, dict[str, float]]:
-    encoder = _make_encoder(config)
     head = ProgressHead(encoder, ProgressConfig(sigma_min=config.sigma_min, motion_gap=config.motion_gap,
                                                 pushback=config.pushback, negative_weight=config.negative_weight))
     head = head.to(device)
@@ -154,10 +145,10 @@ def _fit_progress(
 
 def _fit_head(
     demos: Sequence[Demonstration], negatives: Sequence[Demonstration], config: TrainConfig, device: torch.device,
-    out: Path, resume: bool, progress: bool,
+    out: Path, resume: bool, progress: bool, encoder: nn.Module,
 ) -> tuple[nn.Module, dict[str, float]]:
     """The rank, goal-distance, temporal-distance and success heads (see train_heads.py)."""
-    head = make_head(config, _make_encoder(config)).to(device)
+    head = make_head(config, encoder).to(device)
     sampler = make_sampler(config, demos, negatives)
     metrics = _optimize(head, _batches(sampler, config, device), config, out, resume, progress)
     finish_head(head, demos, device)
@@ -171,16 +162,18 @@ def train_reward_model(
     """Train a reward model on every video under `paths` (each a successful demonstration); save it to `out`."""
     config = config or TrainConfig()
     out = Path(out)
-    size = pretrained_image_size(config)
-    if size != config.image_size:  # the pretrained encoder saw frames of its own size: keep it
-        config = replace(config, image_size=size)
-    if config.image_size < 16:
+    pretrained = config.head in ENCODER_HEADS and is_pretrained(config.encoder)
+    if config.image_size < 16 and not pretrained:
         raise ConfigError(f"--image-size {config.image_size}: use at least 16 pixels")
     check_negatives(config)
     check_writable(out)
     if config.threads > 0:
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
+    encoder = None
+    if pretrained:  # loaded once; it saw frames of its own size, so training uses that size
+        encoder = _make_encoder(config)
+        config = replace(config, image_size=int(encoder.config.image_size))
     device = resolve_device(config.device)
     t0 = time.perf_counter()
     demos, skipped = load_demonstrations(paths, config.image_size, config.max_frames_per_video, skip_bad, progress,
@@ -192,7 +185,8 @@ def train_reward_model(
         head, metrics = _fit_pixel_ridge(demos, config)
     elif config.head in ENCODER_HEADS:
         fit = _fit_progress if config.head == "progress" else _fit_head
-        head, metrics = fit(demos, negatives, config, device, out, resume, progress)
+        encoder = encoder or _make_encoder(config)
+        head, metrics = fit(demos, negatives, config, device, out, resume, progress, encoder)
         encoder_info = {"name": encoder_name(head.encoder), "config": asdict(head.encoder.config)}
         if is_pretrained(config.encoder):
             encoder_info["pretrained_from"] = str(config.encoder)
