@@ -29,14 +29,6 @@ TRAINING = {"frames_per_video": 8, "batch_size": 32, "triplets_per_video": 32, "
             "weight_decay": 0.0}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def trained() -> RewardModel:
     """A tiny progress model trained on white squares crossing the frame (as tests/rewards/test_progress.py)."""

@@ -34,15 +34,6 @@ def tiny_model(motion_gap: int = 2, size: int = 32) -> RewardModel:
     return RewardModel(head, config)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """One-frame batches gain nothing from intra-op threads, and on a busy machine they spin for ~0.2 s."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def model() -> RewardModel:
     return tiny_model()
