@@ -1,50 +1,130 @@
-"""Reward quality on the demo tasks: task x head -> VOC / AUROC / dense correlation / train s / score fps.
+"""Reward quality on the demo tasks: task x head x encoder -> VOC / AUROC / AUROC near-miss / dense / train s /
+score fps.
 
-    python bench/reward_quality.py                      # both demo tasks, default settings
-    python bench/reward_quality.py --tasks pendulum --steps 500 --out /tmp/rq
+    python bench/reward_quality.py                      # pendulum + mountaincar, default head and the floor
+    python bench/reward_quality.py --tasks pendulum reach --rows progress:cnn rank:cnn progress:rotation \\
+        progress:efficientnet-lite0 pixel-ridge --steps 1000 --threads 1 --out /tmp/rq
 
-Generates the demo data (seeded), trains every head with the defaults of `v2r train`, evaluates on the
-held-out test_expert / test_fail videos, and prints the table. Nothing here is cached: every figure is
-measured in this run, on this machine.
+A row is HEAD:ENCODER. ENCODER is `cnn` or `vit` (random init, fine-tuned), a `v2r pretrain` method
+(`rotation`, `simclr`, `tcn`, ...: the encoder is first pretrained on the task's own train/ videos with the
+default `v2r pretrain` settings, then fine-tuned under the head; its pretraining time is in `pretrain s` and
+included in `train s`), or `efficientnet-lite0` (the offline ImageNet model, frozen). `pixel-ridge` is the floor.
+
+Generates the demo data (seeded; or reuses `--data DIR` made by `v2r demo-data`), trains every row, evaluates
+on the held-out splits: VOC on test_expert, AUROC test_expert vs test_fail, AUROC near-miss test_expert vs
+test_partial, dense = Spearman with the env's dense signal over test_expert + test_fail. Each finished row is
+appended to OUT/results.jsonl at once; a rerun with the same --out skips the rows already there, so an
+interrupted benchmark continues. Nothing else is cached: every figure is measured on this machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import tempfile
-from dataclasses import replace
+import time
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
 
-from video2reward.config import HEADS, TrainConfig
-from video2reward.demo import DEMO_TASKS, generate_demo_data
-from video2reward.demo.pipeline import HEADS_COMPARED, format_table, run_task
+from video2reward.config import HEADS, PRETRAIN_METHODS, PretrainConfig, TrainConfig
+from video2reward.demo import generate_demo_data
+from video2reward.demo.experts import TASKS
+from video2reward.demo.pipeline import QualityRow, format_table, run_task
+from video2reward.encoders import ENCODERS
+from video2reward.pretrain import pretrain_encoder
+
+FROZEN_ENCODERS = ("efficientnet-lite0",)  # pretrained architectures used frozen (fine-tuning is ~4x slower)
+DEFAULT_ROWS = ("progress:cnn", "pixel-ridge")
+
+
+def parse_row(text: str) -> tuple[str, str]:
+    head, _, encoder = text.partition(":")
+    if head not in HEADS:
+        raise argparse.ArgumentTypeError(f"{text}: unknown head {head!r} (known: {', '.join(HEADS)})")
+    if head == "pixel-ridge":
+        return head, ""
+    encoder = encoder or "cnn"
+    if encoder not in ENCODERS and encoder not in PRETRAIN_METHODS:
+        raise argparse.ArgumentTypeError(
+            f"{text}: unknown encoder {encoder!r} (an architecture: {', '.join(ENCODERS)}; or a pretraining "
+            f"method: {', '.join(PRETRAIN_METHODS)})")
+    return head, encoder
+
+
+def row_name(head: str, encoder: str) -> str:
+    return head if head == "pixel-ridge" else f"{head}:{encoder}"
+
+
+def run_row(task_dir: Path, head: str, encoder: str, out: Path, args) -> dict:
+    """Train and evaluate one row; returns its JSON record."""
+    name = row_name(head, encoder).replace(":", "-")
+    config = replace(TrainConfig(), head=head, steps=args.steps, seed=args.seed, threads=args.threads)
+    pretrain_seconds = 0.0
+    if head != "pixel-ridge":
+        if encoder in PRETRAIN_METHODS:
+            t0 = time.perf_counter()
+            enc_dir = out / "encoders" / f"{task_dir.name}-{encoder}"
+            pretrain_encoder([task_dir / "train"], enc_dir, replace(PretrainConfig(), method=encoder, seed=args.seed,
+                                                                   threads=args.threads), progress=False)
+            pretrain_seconds = time.perf_counter() - t0
+            config = replace(config, encoder=str(enc_dir))
+        else:
+            config = replace(config, encoder=encoder, freeze=encoder in FROZEN_ENCODERS)
+    row = run_task(task_dir, out / "models" / f"{task_dir.name}-{name}", config, progress=False)
+    record = asdict(row)
+    record.update(head=row_name(head, encoder), train_seconds=row.train_seconds + pretrain_seconds,
+                  pretrain_seconds=pretrain_seconds, steps=args.steps, seed=args.seed, threads=args.threads)
+    return record
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tasks", nargs="+", default=list(DEMO_TASKS), choices=DEMO_TASKS)
-    parser.add_argument("--heads", nargs="+", default=list(HEADS_COMPARED), choices=HEADS,
-                        help=f"heads to compare (default: {' '.join(HEADS_COMPARED)}; all: {' '.join(HEADS)})")
-    parser.add_argument("--encoder", default="cnn", choices=("cnn", "vit"))
-    parser.add_argument("--steps", type=int, default=TrainConfig.steps)
+    parser.add_argument("--tasks", nargs="+", default=["pendulum", "mountaincar"], choices=sorted(TASKS),
+                        help="demo tasks (Meta-World ones render on the CPU: a few minutes of data generation)")
+    parser.add_argument("--rows", nargs="+", type=parse_row, default=[parse_row(r) for r in DEFAULT_ROWS],
+                        help="HEAD:ENCODER rows (default: %(default)s); see the module docstring")
+    parser.add_argument("--steps", type=int, default=TrainConfig.steps, help="training steps of every learned head")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", default=None, help="work folder (default: a temporary one)")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads per run (0: all cores)")
+    parser.add_argument("--data", default=None, help="reuse this `v2r demo-data` folder instead of generating")
+    parser.add_argument("--out", default=None, help="work folder (default: a temporary one); rerun to resume")
     parser.add_argument("--markdown", action="store_true", help="print the table as markdown")
     args = parser.parse_args()
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
 
     out = Path(args.out or tempfile.mkdtemp(prefix="v2r-bench-"))
+    out.mkdir(parents=True, exist_ok=True)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"torch {torch.__version__} with {torch.get_num_threads()} threads; work folder {out}")
-    folders = generate_demo_data(out / "data", tasks=args.tasks, seed=args.seed, progress=False)
+    if args.data:
+        folders = {t: Path(args.data) / t for t in args.tasks}
+        missing = [str(p) for p in folders.values() if not (p / "train").is_dir()]
+        if missing:
+            raise SystemExit(f"--data: no train/ in {', '.join(missing)}; make it with `v2r demo-data DIR --tasks ...`")
+    else:
+        folders = generate_demo_data(out / "data", tasks=args.tasks, seed=args.seed, progress=False)
+    results = out / "results.jsonl"
+    done = {}
+    if results.exists():
+        for line in results.read_text().splitlines():
+            record = json.loads(line)
+            done[(record["task"], record["head"])] = record
     rows = []
     for task, task_dir in folders.items():
-        for head in args.heads:
-            config = replace(TrainConfig(), head=head, encoder=args.encoder, steps=args.steps, seed=args.seed)
-            row = run_task(task_dir, out / "models" / f"{task}-{head}", config, progress=False)
+        for head, encoder in args.rows:
+            key = (task, row_name(head, encoder))
+            if key not in done:
+                done[key] = run_row(task_dir, head, encoder, out, args)
+                with open(results, "a", encoding="utf-8") as f:
+                    f.write(json.dumps(done[key]) + "\n")
+            record = done[key]
+            row = QualityRow(record["task"], record["head"], record["voc"], record["auroc"], record["dense"],
+                             record["train_seconds"], record["score_fps"], record.get("auroc_near_miss"))
             print(format_table([row]).splitlines()[-1], flush=True)
             rows.append(row)
     print()

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from synthetic import write_square_dataset
+from synthetic import moving_square, write_square_dataset
 from video2reward.cli import main
 from video2reward.video.io import read_frames, write_video
 
@@ -54,6 +55,29 @@ def test_eval_prints_and_writes_metrics(trained, tmp_path: Path, capsys) -> None
     result = json.loads(out.read_text())
     assert {"voc", "auroc"} <= set(result) and result["n_expert"] == 2 and result["n_failed"] == 2
     assert "VOC" in capsys.readouterr().out.upper()
+
+
+def test_eval_reports_near_misses_when_the_data_has_them(trained, tmp_path: Path, capsys) -> None:
+    root, model = trained
+    out = tmp_path / "eval.json"
+    assert main(["eval", str(model), str(root), "--out", str(out), "--quiet"]) == 0
+    assert json.loads(out.read_text())["auroc_near_miss"] is None  # no test_partial/: undefined
+    assert "near-miss AUROC (last 5)  n/a" in capsys.readouterr().out
+    data = tmp_path / "data"
+    shutil.copytree(root, data)
+    (data / "test_partial").mkdir()
+    assert main(["eval", str(model), str(data), "--out", str(out), "--quiet"]) == 0  # empty test_partial/
+    assert json.loads(out.read_text())["auroc_near_miss"] is None
+    capsys.readouterr()
+    for i, stop in enumerate((0.5, 0.6)):  # near misses: the square stops partway, unlike the experts
+        write_video(data / "test_partial" / f"ep_{i}.mp4", moving_square(24, 32, stop=stop), fps=10)
+    assert main(["eval", str(model), str(data), "--out", str(out), "--quiet"]) == 0
+    result = json.loads(out.read_text())
+    assert result["n_partial"] == 2 and 0.0 <= result["auroc_near_miss"] <= 1.0
+    assert (result["n_expert"], result["n_failed"]) == (2, 2)
+    printed = capsys.readouterr().out
+    assert f"near-miss AUROC (last 5)  {result['auroc_near_miss']:.3f}" in printed
+    assert "test_partial/ep_1.mp4  partial" in printed
 
 
 def test_pixel_ridge_floor_trains(trained, tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from video2reward.evaluation import (
     auroc,
     dense_correlation,
     dense_from_labels,
+    add_near_misses,
     evaluate,
     last_k_score,
     load_labels,
@@ -206,6 +207,59 @@ def test_eval_result_json_undefined_metrics() -> None:
     back = EvalResult.from_json(res.to_json())
     assert math.isnan(back.voc) and math.isnan(back.auroc) and back.dense_spearman is None
     assert "n/a" in res.table()
+
+
+# ---------------------------------------------------------------- near misses (test_partial)
+def _near_misses() -> dict:
+    # last-2 means: 2.5, 1.0, and 0.0 for the 1-frame video
+    return {"data/test_partial/ep_000.mp4": np.array([3.0, 2, 3]), "data/test_partial/ep_001.mp4": np.array([0.0, 2, 0]),
+            "data/test_partial/ep_002.mp4": np.array([0.0])}
+
+
+def test_evaluate_near_miss_auroc_hand_computed() -> None:
+    expert, failed = _toy()
+    res = evaluate(expert, failed, None, last_k=2, partial=_near_misses())
+    # expert last-2 means 2.5, 2.5 vs near misses 2.5, 1.0, 0.0: each expert wins 0.5 + 1 + 1 of 3 pairs -> 5/6
+    assert res.auroc_near_miss == pytest.approx(5 / 6)
+    assert res.n_partial == 3
+    base = evaluate(expert, failed, None, last_k=2)
+    assert (res.voc, res.auroc, res.n_expert, res.n_failed) == (base.voc, base.auroc, base.n_expert, base.n_failed)
+    rows = {r["video"]: r for r in res.per_video}
+    assert rows["data/test_partial/ep_001.mp4"]["split"] == "partial"
+    assert rows["data/test_partial/ep_001.mp4"]["score_last_k"] == pytest.approx(1.0)
+    assert [(r["video"], r["score_last_k"]) for r in res.per_video[: len(base.per_video)]] == [
+        (r["video"], r["score_last_k"]) for r in base.per_video]  # the near misses' rows come after
+    table = res.table()
+    assert "near-miss AUROC (last 2)  0.833" in table and "2 expert, 2 failed, 3 near miss" in table
+    assert add_near_misses(base, expert, _near_misses()).auroc_near_miss == pytest.approx(5 / 6)
+
+
+def test_near_misses_stay_out_of_the_dense_spearman() -> None:
+    expert, failed = _toy()
+    dense = {"test_expert/ep_000.mp4": [0, 1, 2, 3], "test_failed/ep_000.mp4": [0, 1, 2],
+             "test_partial/ep_000.mp4": [0, 1, 2], "test_partial/ep_001.mp4": [2, 1, 0]}
+    with_partial = evaluate(expert, failed, dense, partial=_near_misses())
+    assert with_partial.dense_spearman == evaluate(expert, failed, dense).dense_spearman  # same pooled frames
+
+
+def test_near_miss_auroc_undefined_without_near_misses() -> None:
+    expert, failed = _toy()
+    for res in (evaluate(expert, failed), evaluate(expert, failed, partial={})):
+        assert math.isnan(res.auroc_near_miss) and res.n_partial == 0
+        assert json.loads(res.to_json())["auroc_near_miss"] is None
+        assert "near-miss AUROC (last 5)  n/a (no near misses)" in res.table()
+        assert "near miss," not in res.table() and res.table().count("2 expert, 2 failed\n") == 1
+
+
+def test_near_miss_json_round_trip_and_older_results() -> None:
+    expert, failed = _toy()
+    res = evaluate(expert, failed, partial=_near_misses())
+    back = EvalResult.from_json(res.to_json())
+    assert back.auroc_near_miss == pytest.approx(res.auroc_near_miss) and back.n_partial == 3
+    older = json.loads(evaluate(expert, failed).to_json())  # a result written before near misses existed
+    del older["auroc_near_miss"], older["n_partial"]
+    back = EvalResult.from_json(json.dumps(older))
+    assert math.isnan(back.auroc_near_miss) and back.n_partial == 0
 
 
 # ---------------------------------------------------------------- labels.json

@@ -49,9 +49,9 @@ def cmd_demo_data(args: argparse.Namespace) -> None:
 
     folders = generate_demo_data(Path(args.out), tasks=args.tasks, seed=args.seed, n_train=args.n_train,
                                  n_test_expert=args.n_test_expert, n_test_fail=args.n_test_fail,
-                                 progress=not args.quiet)
+                                 n_test_partial=args.n_test_partial, progress=not args.quiet)
     for task, folder in folders.items():
-        print(f"{task}: {folder}  (train/, test_expert/, test_fail/, labels.json)")
+        print(f"{task}: {folder}  (train/, test_expert/, test_fail/, test_partial/, labels.json)")
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -84,12 +84,13 @@ def cmd_score(args: argparse.Namespace) -> None:
 
 def cmd_eval(args: argparse.Namespace) -> None:
     import video2reward
+    from video2reward.evaluation import evaluate_data_dir_with_near_misses
     from video2reward.model_files import write_json
     from video2reward.plots import plot_eval_summary
-    from video2reward.scoring import evaluate_data_dir
 
     model = video2reward.load(args.model, device=args.device)
-    result, expert, failed = evaluate_data_dir(model, args.data, skip_bad=args.skip_bad, progress=not args.quiet)
+    result, expert, failed, _ = evaluate_data_dir_with_near_misses(model, args.data, skip_bad=args.skip_bad,
+                                                                   progress=not args.quiet)
     print(result.table())
     out = Path(args.out) if args.out else Path(args.model) / "eval.json"
     write_json(out, {"model": str(args.model), "data": str(args.data), **json.loads(result.to_json())})
@@ -246,8 +247,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=TrainConfig.steps, help="training steps of the progress head")
     p.add_argument("--seed", type=int, default=0, help="seed for data and training")
 
-    p = add("demo-data", "write scripted expert and failed videos of demo tasks: OUT/<task>/{train,test_expert,"
-            "test_fail}/*.mp4 + labels.json (success flags and the environment's dense signal per frame)",
+    p = add("demo-data", "write scripted expert, failed and near-miss videos of demo tasks: OUT/<task>/{train,"
+            "test_expert,test_fail,test_partial}/*.mp4 + labels.json (success flags and the environment's dense "
+            "signal per frame)",
             cmd_demo_data)
     p.add_argument("out", help="output folder")
     p.add_argument("--tasks", nargs="+", default=list(DEMO_TASKS), choices=list(TASKS), help="demo tasks")
@@ -255,6 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-train", type=int, default=20, help="expert videos in train/")
     p.add_argument("--n-test-expert", type=int, default=10, help="expert videos in test_expert/")
     p.add_argument("--n-test-fail", type=int, default=10, help="failed videos (random + stalled) in test_fail/")
+    p.add_argument("--n-test-partial", type=int, default=None, help="near misses in test_partial/: the expert for "
+                   "30-70%% of its length, then idle, never succeeding (default: as many as --n-test-fail)")
 
     p = add("train", "train a reward model: every video under DIR... is one successful demonstration", cmd_train)
     p.add_argument("dirs", nargs="+", metavar="DIR", help="video files or folders (searched recursively)")
@@ -328,10 +332,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--skip-bad", action="store_true", help="skip videos that fail to decode and list them")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
 
-    p = add("eval", "VOC, success AUROC and dense-reward correlation on DATA_DIR/{test_expert,test_fail}",
-            cmd_eval)
+    p = add("eval", "VOC, success AUROC and dense-reward correlation on DATA_DIR/{test_expert,test_fail}; "
+            "near-miss AUROC (expert vs DATA_DIR/test_partial) where that folder exists", cmd_eval)
     p.add_argument("model", help="model folder from `v2r train`")
-    p.add_argument("data", help="folder with test_expert/ and test_fail/ (and optionally labels.json)")
+    p.add_argument("data", help="folder with test_expert/ and test_fail/ (and optionally test_partial/ and "
+                   "labels.json)")
     p.add_argument("--out", help="JSON file for the results (default: MODEL/eval.json)")
     p.add_argument("--plot", metavar="PNG", help="also plot expert and failed reward curves to this PNG")
     p.add_argument("--skip-bad", action="store_true", help="skip videos that fail to decode and list them")

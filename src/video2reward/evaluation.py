@@ -4,6 +4,9 @@
 * Success AUROC: does the end of a successful video score higher than the end of a failed one?
 * Dense Spearman: does the reward agree with the environment's own dense signal, where `labels.json` has one?
 
+and, where the data has a `test_partial/` split of near misses (the expert stalling partway, see
+`video2reward.demo.generate`), a fourth: near-miss AUROC, the success AUROC of expert vs near-miss videos.
+
 Conventions: a video whose reward is constant has VOC 0.0 (it orders nothing; dropping it would flatter a
 collapsed model), a 1-frame video has no order and is left out of VOC, and a metric with nothing to average
 is NaN. The primitive functions raise `ValueError` on bad input; `evaluate` and `load_labels` raise
@@ -15,7 +18,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +27,7 @@ import numpy as np
 from video2reward.errors import V2RError
 
 LABELS_FILE = "labels.json"
+PARTIAL_SPLIT = "test_partial"  # near misses: the expert for part of the episode, then idle; never a success
 
 
 def _vector(x: Any, what: str = "input") -> np.ndarray:
@@ -144,7 +148,8 @@ def _none_to_nan(x: float | None) -> float:
 @dataclass
 class EvalResult:
     """The numbers of one evaluation. NaN means "undefined" (e.g. no failed videos for AUROC); in JSON it is
-    written as null. `dense_spearman` is None when no video had dense labels."""
+    written as null. `dense_spearman` is None when no video had dense labels. `auroc_near_miss` is the
+    success AUROC of expert vs near-miss ("partial") videos, NaN when there were none."""
 
     voc: float
     auroc: float
@@ -153,11 +158,13 @@ class EvalResult:
     n_failed: int
     per_video: list[dict[str, Any]] = field(default_factory=list)  # {"video", "split", "voc", "score_last_k"}
     last_k: int = 5
+    auroc_near_miss: float = float("nan")
+    n_partial: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict, NaN replaced by None (strict JSON has no NaN)."""
         d = asdict(self)
-        for key in ("voc", "auroc", "dense_spearman"):
+        for key in ("voc", "auroc", "dense_spearman", "auroc_near_miss"):
             d[key] = _nan_to_none(d[key])
         d["per_video"] = [{k: _nan_to_none(v) for k, v in row.items()} for row in d["per_video"]]
         return d
@@ -179,6 +186,8 @@ class EvalResult:
             n_failed=int(d["n_failed"]),
             per_video=rows,
             last_k=int(d.get("last_k", 5)),
+            auroc_near_miss=_none_to_nan(d.get("auroc_near_miss")),  # absent in results written before it
+            n_partial=int(d.get("n_partial", 0)),
         )
 
     def table(self) -> str:
@@ -191,7 +200,9 @@ class EvalResult:
             ("VOC (expert videos)", fmt(self.voc)),
             (f"success AUROC (last {self.last_k})", fmt(self.auroc)),
             ("dense Spearman", fmt(self.dense_spearman, "n/a (no labels)")),
-            ("videos", f"{self.n_expert} expert, {self.n_failed} failed"),
+            (f"near-miss AUROC (last {self.last_k})", fmt(self.auroc_near_miss, "n/a (no near misses)")),
+            ("videos", f"{self.n_expert} expert, {self.n_failed} failed"
+                       + (f", {self.n_partial} near miss" if self.n_partial else "")),
         ]
         width = max(len(k) for k, _ in summary)
         lines = [f"{k.ljust(width)}  {v}" for k, v in summary]
@@ -235,13 +246,19 @@ def evaluate(
     failed: Mapping[str, np.ndarray],
     dense: Mapping[str, Sequence[float]] | None = None,
     last_k: int = 5,
+    partial: Mapping[str, np.ndarray] | None = None,
 ) -> EvalResult:
-    """Score per-frame rewards (video name -> rewards) of expert and failed videos.
+    """Score per-frame rewards (video name -> rewards) of expert and failed videos, and of near misses.
 
     VOC is averaged over the expert videos only (a failed video need not progress); every video gets its own
     VOC in `per_video`. AUROC separates expert from failed by the mean of the last `last_k` rewards. The dense
-    Spearman pools every video (expert and failed) that has labels in `dense` (see `_dense_for` for how names
-    are matched); it is None when `dense` is None or no video has labels."""
+    Spearman pools every expert and failed video that has labels in `dense` (see `_dense_for` for how names
+    are matched); it is None when `dense` is None or no video has labels.
+
+    `partial` (the near misses of a test_partial/ split) only adds `auroc_near_miss`, expert vs near miss by
+    the same last-`last_k` score, and their rows in `per_video` (split "partial"); see `add_near_misses`. The
+    near misses are deliberately left out of the dense Spearman (and of VOC and AUROC), so those stay
+    comparable with numbers measured before the split existed."""
     exp = {name: _checked(name, r) for name, r in expert.items()}
     fail = {name: _checked(name, r) for name, r in failed.items()}
     per_video = [
@@ -265,7 +282,7 @@ def evaluate(
             ds.append(d)
         if rs:
             dense_rho = dense_correlation(rs, ds)
-    return EvalResult(
+    result = EvalResult(
         voc=value_order_correlation(list(exp.values())),
         auroc=success_auroc(list(exp.values()), list(fail.values()), last_k),
         dense_spearman=dense_rho,
@@ -274,6 +291,52 @@ def evaluate(
         per_video=per_video,
         last_k=last_k,
     )
+    return result if partial is None else add_near_misses(result, exp, partial)
+
+
+def add_near_misses(
+    result: EvalResult, expert: Mapping[str, np.ndarray], partial: Mapping[str, np.ndarray]
+) -> EvalResult:
+    """`result` (of `evaluate` on these `expert` rewards) with the near misses added: `auroc_near_miss` =
+    success AUROC of expert (positive) vs near-miss (negative) videos by the mean of the last `result.last_k`
+    rewards (NaN if either group is empty), `n_partial`, and one `per_video` row per near miss. VOC, AUROC and
+    the dense Spearman are left as they are."""
+    exp = [_checked(name, r) for name, r in expert.items()]
+    part = {name: _checked(name, r) for name, r in partial.items()}
+    rows = [{"video": name, "split": "partial", "voc": video_voc(r), "score_last_k": last_k_score(r, result.last_k)}
+            for name, r in part.items()]
+    return replace(
+        result,
+        auroc_near_miss=success_auroc(exp, list(part.values()), result.last_k),
+        n_partial=len(part),
+        per_video=[*result.per_video, *rows],
+    )
+
+
+def evaluate_data_dir_with_near_misses(
+    model: Any, data_dir: str | Path, skip_bad: bool = False, progress: bool = True
+) -> tuple[EvalResult, dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """`scoring.evaluate_data_dir` (test_expert/ and test_fail/ of DATA_DIR), plus DATA_DIR/test_partial/ when
+    it holds videos: those are scored too and `add_near_misses` fills in `auroc_near_miss`. Without the folder
+    (data made before the split existed) the result is `evaluate_data_dir`'s, with `auroc_near_miss` NaN.
+    Returns (result, expert, failed, partial), each mapping a video's path relative to DATA_DIR to its
+    rewards; `partial` is empty without near misses. What `v2r eval` and the demo/bench table call."""
+    # Imported here: scoring imports this module. (This belongs in scoring.evaluate_data_dir itself.)
+    from video2reward.errors import VideoError
+    from video2reward.scoring import _relative_key, evaluate_data_dir, score_videos
+    from video2reward.video.io import find_videos
+
+    result, expert, failed = evaluate_data_dir(model, data_dir, skip_bad=skip_bad, progress=progress)
+    folder = Path(data_dir) / PARTIAL_SPLIT
+    if not folder.is_dir():
+        return result, expert, failed, {}
+    try:
+        find_videos([folder])
+    except VideoError:  # an empty test_partial/ (demo-data --n-test-partial 0)
+        return result, expert, failed, {}
+    report = score_videos(model, [folder], skip_bad=skip_bad, progress=progress)
+    partial = {_relative_key(s.source, Path(data_dir)): s.rewards.mu for s in report.videos}
+    return add_near_misses(result, expert, partial), expert, failed, partial
 
 
 def load_labels(data_dir: Path) -> dict[str, Any] | None:

@@ -103,11 +103,14 @@ def _round(values: np.ndarray) -> list[float]:
 
 def jsonl_record(scored: ScoredVideo) -> dict:
     """{"video": name as the user gave it, "rewards": one per decoded frame, "sigma": ..., "fps": ...}, and
-    "success_prob" (one per frame) when the model has a success detector."""
+    "success_prob" (one per frame) when the model has a success detector, "epistemic" (one per frame: the
+    members' disagreement) when it is an ensemble."""
     r = scored.rewards
     record = {"video": scored.source.name, "rewards": _round(r.mu), "sigma": _round(r.sigma), "fps": r.fps}
     if r.success_prob is not None:
         record["success_prob"] = _round(r.success_prob)
+    if r.epistemic is not None:
+        record["epistemic"] = _round(r.epistemic)
     return record
 
 

@@ -7,6 +7,7 @@ or not), runs the loop, stores the goal, checks that the result learned somethin
 
 from __future__ import annotations
 
+import copy
 import os
 import shutil
 import time
@@ -20,10 +21,12 @@ import torch
 import torch.nn as nn
 
 from video2reward.config import TrainConfig, resolve_device
-from video2reward.encoders import ENCODERS, build_encoder
+from video2reward.encoders import ENCODERS, build_encoder, has_imagenet_weights
 from video2reward.encoders.pretrained import load_encoder
 from video2reward.errors import ConfigError
+from video2reward.model_files import load_tensors, save_tensors
 from video2reward.training_loop import check_writable, fit_resumable
+from video2reward.rewards.ensemble import HeadEnsemble
 from video2reward.rewards.model import ENCODER_HEADS, RewardModel, head_config_dict
 from video2reward.rewards.pixel_ridge import PixelRidge, PixelRidgeConfig
 from video2reward.rewards.progress import ProgressConfig, ProgressHead
@@ -77,12 +80,16 @@ def is_pretrained(encoder: str) -> bool:
 
 
 def _make_encoder(config: TrainConfig) -> nn.Module:
-    """A fresh `cnn`/`vit`, or the pretrained encoder `config.encoder` (frozen with `config.freeze`)."""
+    """A fresh `cnn`/`vit`/`efficientnet-lite0` (ImageNet weights), or the pretrained encoder `config.encoder`
+    (frozen with `config.freeze`)."""
     if not is_pretrained(config.encoder):
-        if config.freeze:
-            raise ConfigError(f"--freeze needs a pretrained --encoder (a folder or weights file), not "
-                              f"{config.encoder!r}: a frozen random encoder learns nothing")
-        return build_encoder(config.encoder, config.image_size)
+        if config.freeze and not has_imagenet_weights(config.encoder):
+            raise ConfigError(f"--freeze needs a pretrained --encoder (a folder or weights file, or "
+                              f"efficientnet-lite0), not {config.encoder!r}: a frozen random encoder learns nothing")
+        encoder = build_encoder(config.encoder, config.image_size)
+        if config.freeze:  # the encoder keeps its BatchNorm layers in eval mode once every weight is frozen
+            encoder.requires_grad_(False)
+        return encoder
     encoder, _ = load_encoder(config.encoder)
     if config.freeze:
         encoder.requires_grad_(False)  # the head's optimizer skips it; no backward through it
@@ -121,13 +128,19 @@ def _optimize(head: nn.Module, sample: Callable[[torch.Generator], Any], config:
                          progress=progress, desc=f"training {config.head}")
 
 
+def _new_head(config: TrainConfig, encoder: nn.Module) -> nn.Module:
+    """A fresh (untrained) head of `config.head` on `encoder`."""
+    if config.head == "progress":
+        return ProgressHead(encoder, ProgressConfig(sigma_min=config.sigma_min, motion_gap=config.motion_gap,
+                                                    pushback=config.pushback, negative_weight=config.negative_weight))
+    return make_head(config, encoder)
+
+
 def _fit_progress(
     demos: Sequence[Demonstration], negatives: Sequence[Demonstration], config: TrainConfig, device: torch.device,
     out: Path, resume: bool, progress: bool, encoder: nn.Module,
 ) -> tuple[nn.Module, dict[str, float]]:
-    head = ProgressHead(encoder, ProgressConfig(sigma_min=config.sigma_min, motion_gap=config.motion_gap,
-                                                pushback=config.pushback, negative_weight=config.negative_weight))
-    head = head.to(device)
+    head = _new_head(config, encoder).to(device)
     per_video = config.frames_per_video * (2 if config.motion_gap > 0 else 1)  # motion partners are encoded too
     sampler = TripletSampler(
         list(demos), frames_per_video=config.frames_per_video,
@@ -148,11 +161,43 @@ def _fit_head(
     out: Path, resume: bool, progress: bool, encoder: nn.Module,
 ) -> tuple[nn.Module, dict[str, float]]:
     """The rank, goal-distance, temporal-distance and success heads (see train_heads.py)."""
-    head = make_head(config, encoder).to(device)
+    head = _new_head(config, encoder).to(device)
     sampler = make_sampler(config, demos, negatives)
     metrics = _optimize(head, _batches(sampler, config, device), config, out, resume, progress)
     finish_head(head, demos, device)
     return head, metrics
+
+
+def _fit_ensemble(
+    fit: Callable[..., tuple[nn.Module, dict[str, float]]], demos: Sequence[Demonstration],
+    negatives: Sequence[Demonstration], config: TrainConfig, device: torch.device, out: Path, resume: bool,
+    progress: bool, pretrained: nn.Module | None,
+) -> tuple[nn.Module, dict[str, float]]:
+    """`config.ensemble` heads trained one after the other with seeds seed, seed + 1, ...
+
+    Member k checkpoints in OUT/members/k/checkpoint and, once trained, leaves OUT/members/k/done.safetensors;
+    `--resume` reloads the finished members, continues the interrupted one and trains the rest."""
+    members, metrics = [], {}
+    for k in range(config.ensemble):
+        member_config = replace(config, seed=config.seed + k, ensemble=1)
+        member_out = out / "members" / str(k)
+        done = member_out / "done.safetensors"
+        torch.manual_seed(member_config.seed)  # each member's own initialisation
+        encoder = copy.deepcopy(pretrained) if pretrained is not None else _make_encoder(member_config)
+        if resume and done.exists():
+            head = _new_head(member_config, encoder).to(device)
+            head.load_state_dict(load_tensors(done))
+            head.eval()
+        else:
+            member_resume = resume and (member_out / "checkpoint").exists()
+            if progress:
+                print(f"ensemble member {k + 1}/{config.ensemble} (seed {member_config.seed})")
+            head, member_metrics = fit(demos, negatives, member_config, device, member_out, member_resume,
+                                       progress, encoder)
+            save_tensors(done, head.state_dict())
+            metrics.update({f"member{k}/{name}": value for name, value in member_metrics.items()})
+        members.append(head)
+    return HeadEnsemble(members), metrics
 
 
 def train_reward_model(
@@ -166,6 +211,11 @@ def train_reward_model(
     if config.image_size < 16 and not pretrained:
         raise ConfigError(f"--image-size {config.image_size}: use at least 16 pixels")
     check_negatives(config)
+    if config.ensemble < 1:
+        raise ConfigError(f"--ensemble {config.ensemble}: give the number of members, 1 or more")
+    if config.ensemble > 1 and config.head not in ENCODER_HEADS:
+        raise ConfigError(f"--ensemble: the {config.head} head is deterministic (its members would be identical); "
+                          f"use --ensemble with a learned head")
     check_writable(out)
     if config.threads > 0:
         torch.set_num_threads(config.threads)
@@ -185,18 +235,24 @@ def train_reward_model(
         head, metrics = _fit_pixel_ridge(demos, config)
     elif config.head in ENCODER_HEADS:
         fit = _fit_progress if config.head == "progress" else _fit_head
-        encoder = encoder or _make_encoder(config)
-        head, metrics = fit(demos, negatives, config, device, out, resume, progress, encoder)
+        if config.ensemble > 1:
+            head, metrics = _fit_ensemble(fit, demos, negatives, config, device, out, resume, progress, encoder)
+        else:
+            encoder = encoder or _make_encoder(config)
+            head, metrics = fit(demos, negatives, config, device, out, resume, progress, encoder)
         encoder_info = {"name": encoder_name(head.encoder), "config": asdict(head.encoder.config)}
         if is_pretrained(config.encoder):
             encoder_info["pretrained_from"] = str(config.encoder)
             encoder_info["frozen"] = config.freeze
+        elif config.freeze:  # a built-in encoder with ImageNet weights (efficientnet-lite0), kept as built
+            encoder_info["frozen"] = True
     else:
         known = ", ".join([*ENCODER_HEADS, "pixel-ridge"])
         raise ConfigError(f"--head {config.head}: unknown head (known: {known})")
     seconds = time.perf_counter() - t0
     model_config = {
         "head": config.head,
+        **({"ensemble": config.ensemble} if config.ensemble > 1 else {}),
         "image_size": config.image_size,
         "frame_fit": config.frame_fit,
         "encoder": encoder_info,
@@ -228,5 +284,6 @@ def train_reward_model(
     model_config["training"]["warnings"] = warnings
     model.save(out)
     shutil.rmtree(out / "checkpoint", ignore_errors=True)  # the run finished: nothing left to resume
+    shutil.rmtree(out / "members", ignore_errors=True)
     return TrainResult(model, seconds, len(demos), model_config["training"]["num_frames"], skipped, metrics,
                        warnings)

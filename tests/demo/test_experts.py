@@ -10,6 +10,7 @@ import pytest
 
 from video2reward.demo.experts import (
     DEMO_TASKS,
+    PARTIAL_FRACTION,
     TASKS,
     RandomPolicy,
     StalledPolicy,
@@ -77,7 +78,7 @@ def test_mountaincar_expert_starts_low_and_ends_at_the_flag(envs):
 
 
 @pytest.mark.parametrize("name", DEMO_TASKS)
-@pytest.mark.parametrize("kind", ["random", "stalled"])
+@pytest.mark.parametrize("kind", ["random", "stalled", "partial"])
 def test_failure_policies_do_not_succeed(envs, name, kind):
     task = TASKS[name]
     env = envs[name]
@@ -101,6 +102,18 @@ def test_stalled_policy_follows_the_expert_then_idles():
     actions = [policy(np.zeros(2)) for _ in range(6)]
     assert actions == [2, 2, 2, 1, 1, 1]
     assert len(calls) == 3
+
+
+def test_partial_policy_stalls_within_its_fraction(envs):
+    for seed in range(20):
+        policy = make_policy("partial", TASKS["pendulum"], envs["pendulum"].action_space,
+                             np.random.default_rng(seed), 100)
+        assert isinstance(policy, StalledPolicy) and policy.expert is TASKS["pendulum"].expert
+        low, high = PARTIAL_FRACTION
+        assert 100 * low <= policy.stall_step <= 100 * high
+        assert np.array_equal(policy.idle_action, [0.0])  # zero torque
+    assert make_policy("partial", TASKS["mountaincar"], envs["mountaincar"].action_space,
+                       np.random.default_rng(0), 100).idle_action == 1  # MountainCar's "no push"
 
 
 def test_random_policy_stays_in_the_action_space(envs):

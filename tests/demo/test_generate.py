@@ -9,7 +9,8 @@ import pytest
 
 from video2reward.demo import DEMO_TASKS, generate_demo_data
 from video2reward.demo.experts import TASKS
-from video2reward.demo.generate import make_env, make_episode
+from video2reward.demo.experts import PARTIAL_FRACTION
+from video2reward.demo.generate import episode_seeds, make_env, make_episode, rollout
 from video2reward.errors import ConfigError
 from video2reward.evaluation import load_labels
 from video2reward.video.io import read_frames
@@ -22,6 +23,8 @@ EXPECTED_VIDEOS = [
     "test_expert/ep_000.mp4",
     "test_fail/ep_000.mp4",
     "test_fail/ep_001.mp4",
+    "test_partial/ep_000.mp4",  # as many near misses as failures by default
+    "test_partial/ep_001.mp4",
 ]
 
 
@@ -75,11 +78,52 @@ def test_labels_fields(runs):
             if split == "test_fail":
                 assert video["success"] is False
                 assert video["policy"] in ("random", "stalled")
+            elif split == "test_partial":
+                assert video["success"] is False
+                assert video["policy"] == "partial"
+                assert isinstance(video["stall_step"], int)
             else:
                 assert video["success"] is True
                 assert video["policy"] == "expert"
         failures = [v["policy"] for k, v in labels["videos"].items() if k.startswith("test_fail/")]
         assert sorted(failures) == ["random", "stalled"]  # half each
+        assert all(("stall_step" in v) == (v["split"] == "test_partial") for v in labels["videos"].values())
+
+
+def test_near_misses_follow_the_expert_until_the_stall_step(runs):
+    """A test_partial video is the expert's episode from the same start up to `stall_step`, then idles until
+    the expert's length: it leaves the expert's trajectory after the stall and never succeeds."""
+    _, folders = runs["first"]
+    low, high = PARTIAL_FRACTION
+    for task, folder in folders.items():
+        spec = TASKS[task]
+        env = make_env(spec, render=False)
+        try:
+            for index in range(2):
+                video = _labels(folder)["videos"][f"test_partial/ep_{index:03d}.mp4"]
+                start_seed, _ = episode_seeds(0, task, "test_partial", index, 0)  # first attempt: none succeeded
+                expert = rollout(env, spec, spec.expert, np.random.default_rng(start_seed), spec.max_steps)
+                stall, steps = video["stall_step"], video["num_frames"] - 1
+                assert expert.success and steps == expert.steps  # as long as the expert's episode
+                assert low * steps - 0.5 <= stall <= high * steps + 0.5
+                rounded = [round(v, 6) + 0.0 for v in expert.dense]
+                assert video["dense"][: stall + 1] == rounded[: stall + 1]  # the expert's own states until it stalls
+                assert video["dense"] != rounded
+        finally:
+            env.close()
+
+
+def test_near_misses_leave_the_other_splits_unchanged(tmp_path):
+    """The near-miss split draws from its own seeds: adding it changes no byte of the other splits' videos
+    and no label of theirs (so results measured on data made before it stay valid)."""
+    small = dict(tasks=["mountaincar"], n_train=1, n_test_expert=1, n_test_fail=1, short_side=16, progress=False)
+    without = generate_demo_data(tmp_path / "without", n_test_partial=0, **small)["mountaincar"]
+    with_partial = generate_demo_data(tmp_path / "with", n_test_partial=2, **small)["mountaincar"]
+    old, new = _labels(without)["videos"], _labels(with_partial)["videos"]
+    assert sorted(set(new) - set(old)) == ["test_partial/ep_000.mp4", "test_partial/ep_001.mp4"]
+    for relative, video in old.items():
+        assert new[relative] == video
+        assert (with_partial / relative).read_bytes() == (without / relative).read_bytes(), relative
 
 
 def test_labels_load_in_evaluation(runs):
@@ -174,12 +218,13 @@ def test_other_seed_differs(runs):
 
 
 def test_rerun_removes_stale_videos(tmp_path):
-    stale = tmp_path / "mountaincar" / "test_fail" / "ep_007.mp4"
-    stale.parent.mkdir(parents=True)
-    stale.write_bytes(b"old")
+    stale = [tmp_path / "mountaincar" / split / "ep_007.mp4" for split in ("test_fail", "test_partial")]
+    for path in stale:
+        path.parent.mkdir(parents=True)
+        path.write_bytes(b"old")
     generate_demo_data(tmp_path, tasks=["mountaincar"], n_train=1, n_test_expert=0, n_test_fail=0, short_side=16,
                        progress=False)
-    assert not stale.exists()
+    assert not any(path.exists() for path in stale)
     assert sorted(_labels(tmp_path / "mountaincar")["videos"]) == ["train/ep_000.mp4"]
 
 
@@ -189,6 +234,7 @@ def test_rerun_removes_stale_videos(tmp_path):
         (dict(tasks=["cartpole"]), "unknown demo task"),
         (dict(tasks=[]), "no demo tasks"),
         (dict(n_train=-1), "n_train"),
+        (dict(n_test_partial=-1), "n_test_partial"),
         (dict(short_side=4), "short_side"),
     ],
 )

@@ -81,7 +81,7 @@ def test_expert_succeeds_within_the_cap_and_ends_soon_after(name):
 
 
 @pytest.mark.parametrize("name", ["reach", "drawer-open"])
-@pytest.mark.parametrize("kind", ["random", "stalled"])
+@pytest.mark.parametrize("kind", ["random", "stalled", "partial"])
 def test_failure_policies_never_succeed(envs, name, kind):
     task, env = TASKS[name], envs[name]
     start_seed, policy_seed = episode_seeds(0, name, "test_fail", 0, 0)
@@ -147,15 +147,19 @@ def test_episode_frames_match_dense_and_repeat_with_the_seed():
 
 def test_generate_reach_labels_and_videos(tmp_path):
     kwargs = dict(tasks=["reach"], n_train=1, n_test_expert=0, n_test_fail=1, short_side=RENDER_SIZE,
-                  progress=False)
+                  progress=False)  # and, by default, one near miss in test_partial
     runs = [generate_demo_data(tmp_path / run, seed=0, **kwargs)["reach"] for run in ("a", "b")]
     labels = [json.loads((folder / "labels.json").read_text(encoding="utf-8")) for folder in runs]
     assert labels[0] == labels[1]
     assert labels[0]["env_id"] == "metaworld:reach-v3" and labels[0]["fps"] == 80.0
     videos = labels[0]["videos"]
-    assert sorted(videos) == ["test_fail/ep_000.mp4", "train/ep_000.mp4"]
+    assert sorted(videos) == ["test_fail/ep_000.mp4", "test_partial/ep_000.mp4", "train/ep_000.mp4"]
     assert videos["train/ep_000.mp4"]["success"] is True
     assert videos["test_fail/ep_000.mp4"]["success"] is False
+    near_miss = videos["test_partial/ep_000.mp4"]
+    assert near_miss["success"] is False and near_miss["policy"] == "partial"
+    assert 0.3 * (near_miss["num_frames"] - 1) - 0.5 <= near_miss["stall_step"] <= 0.7 * near_miss["num_frames"]
+    assert max(near_miss["dense"]) < 10.0  # reach's reward is 10 only within the goal radius
     for relative, video in videos.items():
         frames = read_frames(runs[0] / relative)
         assert len(video["dense"]) == video["num_frames"] == len(frames)

@@ -14,6 +14,8 @@ from video2reward.encoders import (
     ENCODERS,
     CNNConfig,
     CNNEncoder,
+    EfficientNetLiteConfig,
+    EfficientNetLiteEncoder,
     ViTConfig,
     ViTEncoder,
     build_encoder,
@@ -23,7 +25,11 @@ from video2reward.encoders import (
 )
 from video2reward.errors import ConfigError
 
-SMALL = {"cnn": {"channels": (8, 16, 32), "stem_channels": 8, "dim": 24}, "vit": {"dim": 32, "depth": 2}}
+SMALL = {"cnn": {"channels": (8, 16, 32), "stem_channels": 8, "dim": 24}, "vit": {"dim": 32, "depth": 2},
+         "efficientnet-lite0": {"pretrained": False}}  # random init: no weights file to read
+# Overrides and the output size they give; efficientnet-lite0's width is fixed (1280, 2560 with pool 'avgmax').
+OVERRIDES = {"cnn": ({"dim": 48}, 48), "vit": ({"dim": 48}, 48),
+             "efficientnet-lite0": ({"pool": "avgmax", "pretrained": False}, 2560)}
 
 
 @pytest.mark.parametrize("name, train", [("cnn", False), ("cnn", True), ("vit", False)])
@@ -38,21 +44,23 @@ def test_frame_output_does_not_depend_on_the_rest_of_the_batch(name: str, train:
 
 
 def test_registry_names_and_types() -> None:
-    assert ENCODERS == {"cnn": (CNNConfig, CNNEncoder), "vit": (ViTConfig, ViTEncoder)}
+    assert ENCODERS == {"cnn": (CNNConfig, CNNEncoder), "vit": (ViTConfig, ViTEncoder),
+                        "efficientnet-lite0": (EfficientNetLiteConfig, EfficientNetLiteEncoder)}
 
 
 @pytest.mark.parametrize("name", sorted(ENCODERS))
 def test_build_encoder_applies_image_size_and_overrides(name: str) -> None:
-    enc = build_encoder(name, 32, dim=48)
+    overrides, dim = OVERRIDES[name]
+    enc = build_encoder(name, 32, **overrides)
     assert isinstance(enc, ENCODERS[name][1])
-    assert enc.dim == 48 and enc.config.image_size == 32
-    assert enc(torch.rand(2, 3, 32, 32)).shape == (2, 48)
+    assert enc.dim == dim and enc.config.image_size == 32
+    assert enc(torch.rand(2, 3, 32, 32)).shape == (2, dim)
 
 
 @pytest.mark.parametrize("name", sorted(ENCODERS))
 def test_every_config_field_has_help(name: str) -> None:
     helps = encoder_fields(name)
-    assert "image_size" in helps and "dim" in helps
+    assert "image_size" in helps and ("dim" in helps or name == "efficientnet-lite0")  # its dim follows pool
     assert all(text.strip() for text in helps.values()), helps
 
 
@@ -158,7 +166,7 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-@pytest.mark.parametrize("name", sorted(ENCODERS))
+@pytest.mark.parametrize("name", sorted(LEARN))  # fine-tuning efficientnet-lite0 is too slow for this test
 def test_encoder_learns_the_position_of_a_small_square(name: str, one_thread: None) -> None:
     mse, var = _learn_square_position(name)
     assert mse < 0.1 * var, (mse, var)

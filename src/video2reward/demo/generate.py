@@ -5,6 +5,7 @@ Layout, for each task::
     OUT/<task>/train/ep_000.mp4 ...        expert episodes (successes only)
     OUT/<task>/test_expert/ep_000.mp4 ...  more expert episodes
     OUT/<task>/test_fail/ep_000.mp4 ...    failures, alternating the task's failure policies
+    OUT/<task>/test_partial/ep_000.mp4 ... near misses: the expert for 30-70% of its length, then idle
     OUT/<task>/labels.json                 per video: split, success, policy, dense signal per frame
 
 Every episode draws its randomness from a seed derived from (seed, task, split, index, attempt), so
@@ -13,6 +14,14 @@ settings) the same decoded videos. An expert episode that fails, or a failure
 episode that succeeds, is redrawn with the next attempt number. A failure episode runs exactly as many
 steps as the expert needs from the same start state, so lengths tell successes and failures apart no
 better than chance.
+
+test_partial holds near misses: the scripted expert acts for a fraction of its own episode length drawn
+uniformly from `PARTIAL_FRACTION` (0.6 to 0.85, from the episode's policy seed), then the task's idle
+action (zero torque, no push, a zero Meta-World action) until the episode has the expert's length; the
+step where it stalls is in labels.json as "stall_step". Like any failure, a near miss that succeeds anyway
+is redrawn (new start and fraction, next attempt number; at most `MAX_ATTEMPTS` tries, then an error). Its
+seeds come from its own split name, so adding the split (or changing its size) leaves the episodes, and so
+the video bytes, of train, test_expert and test_fail as they were.
 """
 
 from __future__ import annotations
@@ -35,7 +44,7 @@ from video2reward.demo.experts import DEMO_TASKS, TASKS, DemoTask, Policy, make_
 from video2reward.errors import ConfigError
 from video2reward.video.io import write_video
 
-SPLITS = ("train", "test_expert", "test_fail")
+SPLITS = ("train", "test_expert", "test_fail", "test_partial")
 MAX_ATTEMPTS = 20  # redraws of one episode before giving up (a redraw is rare: see the module docstring)
 
 
@@ -47,6 +56,7 @@ class Episode:
     success: bool = False
     dense: list[float] = field(default_factory=list)
     frames: list[np.ndarray] = field(default_factory=list)
+    stall_step: int | None = None  # stalled and partial policies: the first step of idling (None otherwise)
 
 
 def _headless() -> None:
@@ -125,7 +135,8 @@ def episode_seeds(seed: int, task: str, split: str, index: int, attempt: int) ->
 def make_episode(
     env: gym.Env, task: DemoTask, kind: str, seed: int, split: str, index: int, short_side: int
 ) -> Episode:
-    """One rendered episode of policy `kind`: an expert episode that succeeds, or a failure that doesn't."""
+    """One rendered episode of policy `kind`: an expert episode that succeeds, or a failure (or a "partial"
+    near miss) that doesn't."""
     for attempt in range(MAX_ATTEMPTS):
         start_seed, policy_seed = episode_seeds(seed, task.name, split, index, attempt)
         if kind == "expert":
@@ -140,6 +151,7 @@ def make_episode(
         policy = make_policy(kind, task, env.action_space, np.random.default_rng(policy_seed), probe.steps)
         episode = rollout(env, task, policy, np.random.default_rng(start_seed), probe.steps, short_side)
         if not episode.success:
+            episode.stall_step = getattr(policy, "stall_step", None)
             return episode
     outcome = "succeed" if kind == "expert" else "fail"
     raise RuntimeError(
@@ -147,12 +159,15 @@ def make_episode(
     )
 
 
-def _split_plan(task: DemoTask, n_train: int, n_test_expert: int, n_test_fail: int) -> list[tuple[str, int, str]]:
+def _split_plan(
+    task: DemoTask, n_train: int, n_test_expert: int, n_test_fail: int, n_test_partial: int = 0
+) -> list[tuple[str, int, str]]:
     """(split, index, policy kind) for every episode of one task, in file order."""
     plan = [("train", i, "expert") for i in range(n_train)]
     plan += [("test_expert", i, "expert") for i in range(n_test_expert)]
     failures = task.failure_policies
     plan += [("test_fail", i, failures[i % len(failures)]) for i in range(n_test_fail)]
+    plan += [("test_partial", i, "partial") for i in range(n_test_partial)]
     return plan
 
 
@@ -196,13 +211,18 @@ def generate_demo_data(
     n_test_fail: int = 10,
     short_side: int = 240,
     progress: bool = True,
+    n_test_partial: int | None = None,
 ) -> dict[str, Path]:
     """Write videos and labels.json for each task under `out`; returns task name -> task folder.
 
     train and test_expert hold successful expert episodes; test_fail alternates the task's failure
-    policies (random, stalled). Frames are rendered by the env, one for the start state and one after
-    every step, and resized so their short side is `short_side`."""
-    counts = {"n_train": n_train, "n_test_expert": n_test_expert, "n_test_fail": n_test_fail}
+    policies (random, stalled); test_partial holds `n_test_partial` near misses (default: as many as
+    test_fail), labelled with policy "partial" and their "stall_step". Frames are rendered by the env, one
+    for the start state and one after every step, and resized so their short side is `short_side`."""
+    if n_test_partial is None:
+        n_test_partial = n_test_fail
+    counts = {"n_train": n_train, "n_test_expert": n_test_expert, "n_test_fail": n_test_fail,
+              "n_test_partial": n_test_partial}
     demo_tasks = _check_args(tasks, counts, short_side)
     out = Path(out)
     folders: dict[str, Path] = {}
@@ -217,7 +237,7 @@ def generate_demo_data(
             fps = float(env.metadata["render_fps"])
             videos: dict[str, dict[str, Any]] = {}
             try:
-                for split, index, kind in _split_plan(task, n_train, n_test_expert, n_test_fail):
+                for split, index, kind in _split_plan(task, n_train, n_test_expert, n_test_fail, n_test_partial):
                     bar.set_postfix_str(f"{task.name}/{split}", refresh=False)
                     episode = make_episode(env, task, kind, seed, split, index, short_side)
                     relative = f"{split}/ep_{index:03d}.mp4"
@@ -229,6 +249,8 @@ def generate_demo_data(
                         "dense": [round(value, 6) + 0.0 for value in episode.dense],  # + 0.0: no -0.0
                         "num_frames": num_frames,
                     }
+                    if kind == "partial":  # only here: the other splits' labels stay as they were
+                        videos[relative]["stall_step"] = episode.stall_step
                     bar.update(1)
             finally:
                 env.close()

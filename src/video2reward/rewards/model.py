@@ -19,6 +19,7 @@ import torch.nn as nn
 from video2reward.encoders import encoder_from_config
 from video2reward.errors import ModelFileError, VideoError
 from video2reward.model_files import load_model_dir, save_model_dir
+from video2reward.rewards.ensemble import HeadEnsemble
 from video2reward.rewards.goal_distance import GoalDistanceConfig, GoalDistanceHead
 from video2reward.rewards.pixel_ridge import PixelRidge, PixelRidgeConfig
 from video2reward.rewards.progress import ProgressConfig, ProgressHead
@@ -42,6 +43,7 @@ class Rewards:
     sigma: np.ndarray  # (T,)
     success_prob: np.ndarray | None = None  # (T,) when the model has a success detector
     fps: float | None = None
+    epistemic: np.ndarray | None = None  # (T,) for an ensemble: the std of its members' rewards
 
     def __len__(self) -> int:
         return len(self.mu)
@@ -60,6 +62,11 @@ ENCODER_HEADS: dict[str, tuple[type, type[nn.Module]]] = {
 def build_head(config: dict[str, Any]) -> nn.Module:
     """Rebuild an (untrained) head from a model config; raises ModelFileError for unknown heads."""
     kind = config.get("head")
+    members = int(config.get("ensemble", 1))
+    if members > 1:
+        if kind not in ENCODER_HEADS:
+            raise ModelFileError(f"the model config asks for an ensemble of {kind!r} heads, which v2r cannot build")
+        return HeadEnsemble([build_head({**config, "ensemble": 1}) for _ in range(members)])
     if kind in ENCODER_HEADS:
         config_cls, head_cls = ENCODER_HEADS[kind]
         encoder = encoder_from_config(config["encoder"]["name"], config["encoder"]["config"])
@@ -132,11 +139,13 @@ class RewardModel:
     @torch.inference_mode()
     def score_chunks(
         self, chunks: Iterable[np.ndarray], goal: torch.Tensor | None = None, batch_size: int = SCORE_BATCH
-    ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
-        """Stream (mu, sigma, success_prob) for chunks of (N, S, S, 3) uint8 frames at the model's size;
-        success_prob is None unless the head has a success detector (`predict_success`). The first frame
-        of the first chunk is the initial frame that progress is measured from."""
+    ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]]:
+        """Stream (mu, sigma, success_prob, epistemic) for chunks of (N, S, S, 3) uint8 frames at the model's
+        size; success_prob is None unless the head has a success detector (`predict_success`), epistemic None
+        unless it is an ensemble. The first frame of the first chunk is the initial frame that progress is
+        measured from."""
         predict_success = getattr(self.head, "predict_success", None)
+        with_epistemic = getattr(self.head, "predict_with_epistemic", None)
         initial = None
         gap = self.motion_gap
         history: torch.Tensor | None = None  # features of the last `gap` frames before this batch
@@ -154,12 +163,17 @@ class RewardModel:
                     idx = (t - gap - (seen - len(past))).clamp(min=0)
                     previous = torch.where((t - gap >= 0)[:, None], full[idx], initial)
                     history = full[-gap:]
-                mu, sigma = self.head.predict(z, initial, goal, previous)
+                epistemic = None
+                if with_epistemic is not None:
+                    mu, sigma, epistemic = with_epistemic(z, initial, goal, previous)
+                    epistemic = epistemic.float().cpu().numpy()
+                else:
+                    mu, sigma = self.head.predict(z, initial, goal, previous)
                 prob = None
                 if predict_success is not None:
                     prob = predict_success(z, initial, goal, previous).float().cpu().numpy()
                 seen += len(z)
-                yield mu.float().cpu().numpy(), sigma.float().cpu().numpy(), prob
+                yield mu.float().cpu().numpy(), sigma.float().cpu().numpy(), prob, epistemic
 
     @property
     def motion_gap(self) -> int:
@@ -185,11 +199,16 @@ class RewardModel:
         prob = None
         if getattr(self.head, "predict_success", None) is not None:
             prob = np.concatenate([p[2] for p in parts]) if parts else np.zeros(0, np.float32)
-        return Rewards(mu, sigma, prob, fps)
+        epistemic = None
+        if getattr(self.head, "predict_with_epistemic", None) is not None:
+            epistemic = np.concatenate([p[3] for p in parts]) if parts else np.zeros(0, np.float32)
+        return Rewards(mu, sigma, prob, fps, epistemic)
 
     def describe(self) -> str:
         encoder = self.config.get("encoder") or {}
-        return f"{self.config['head']} head, {encoder.get('name', 'no')} encoder, {self.image_size}px frames"
+        members = int(self.config.get("ensemble", 1))
+        kind = f"ensemble of {members} {self.config['head']} heads" if members > 1 else f"{self.config['head']} head"
+        return f"{kind}, {encoder.get('name', 'no')} encoder, {self.image_size}px frames"
 
 
 def head_config_dict(head: nn.Module) -> dict[str, Any]:

@@ -1,0 +1,98 @@
+"""Ensembles of reward heads (`v2r train --ensemble K`): K members trained alike from different seeds.
+
+Deep ensembles (Lakshminarayanan et al., 2017) give an *epistemic* uncertainty that one network's sigma
+cannot: where the demonstrations pinned the reward down, the K members agree; on frames no video showed
+(an agent's odd states in RL) they disagree. Per frame, with member predictions (mu_k, sigma_k):
+
+    mu         = (1/K) sum_k mu_k                                  the reward
+    epistemic  = sqrt((1/K) sum_k (mu_k - mu)^2)                   the members' disagreement
+    sigma      = sqrt((1/K) sum_k sigma_k^2 + epistemic^2)         total std (law of total variance)
+
+`HeadEnsemble` looks like any single head to `RewardModel` and the RL wrapper: `embed` concatenates the
+members' features (each member has its own encoder), `predict` splits them again. A member's goal
+embedding is its own buffer; a goal passed at scoring time (features from `embed`) is split the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn as nn
+
+
+def combine(mus: torch.Tensor, sigmas: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Member predictions (K, B) -> (mu, sigma, epistemic), each (B,), as in the module docstring."""
+    mu = mus.mean(dim=0)
+    epistemic = (mus - mu).pow(2).mean(dim=0).sqrt()
+    sigma = (sigmas.pow(2).mean(dim=0) + epistemic.pow(2)).sqrt()
+    return mu, sigma, epistemic
+
+
+class HeadEnsemble(nn.Module):
+    """K reward heads of one kind behind the single-head interface (embed / predict / predict_success)."""
+
+    def __init__(self, members: Sequence[nn.Module]):
+        super().__init__()
+        if len(members) < 2:
+            raise ValueError(f"an ensemble needs at least 2 members, got {len(members)}")
+        kinds = {type(m) for m in members}
+        if len(kinds) != 1:
+            raise ValueError(f"ensemble members must be one kind of head, got {sorted(k.__name__ for k in kinds)}")
+        self.members = nn.ModuleList(members)
+        self.config = members[0].config  # members differ only in their seed
+        self.dims = [int(m.encoder.dim) for m in members]
+        if hasattr(members[0], "predict_success"):
+            self.predict_success = self._predict_success  # only then: RewardModel looks for the attribute
+
+    @property
+    def encoder(self) -> nn.Module:
+        """The first member's encoder (what a model file records as the architecture; all members share it)."""
+        return self.members[0].encoder
+
+    def _split(self, features: torch.Tensor | None) -> list[torch.Tensor | None]:
+        if features is None:
+            return [None] * len(self.members)
+        return list(features.split(self.dims, dim=-1))
+
+    def embed(self, frames: torch.Tensor) -> torch.Tensor:
+        """(B, 3, S, S) float in [0, 1] -> (B, sum_k D_k): the members' features side by side."""
+        return torch.cat([m.embed(frames) for m in self.members], dim=-1)
+
+    def member_predictions(
+        self, current: torch.Tensor, initial: torch.Tensor, goal: torch.Tensor | None = None,
+        previous: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Concatenated features as from `embed` -> every member's (mu, sigma), each (K, B)."""
+        outputs = [
+            member.predict(c, i, g, p)
+            for member, c, i, g, p in zip(self.members, self._split(current), self._split(initial),
+                                          self._split(goal), self._split(previous))
+        ]
+        return torch.stack([mu for mu, _ in outputs]), torch.stack([sigma for _, sigma in outputs])
+
+    def predict_with_epistemic(
+        self, current: torch.Tensor, initial: torch.Tensor, goal: torch.Tensor | None = None,
+        previous: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """-> mu (B,), total sigma (B,), epistemic std (B,)."""
+        return combine(*self.member_predictions(current, initial, goal, previous))
+
+    def predict(
+        self, current: torch.Tensor, initial: torch.Tensor, goal: torch.Tensor | None = None,
+        previous: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        mu, sigma, _ = self.predict_with_epistemic(current, initial, goal, previous)
+        return mu, sigma
+
+    def _predict_success(
+        self, current: torch.Tensor, initial: torch.Tensor | None = None, goal: torch.Tensor | None = None,
+        previous: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Mean of the members' success probabilities, (B,)."""
+        probs = [
+            member.predict_success(c, i, g, p)
+            for member, c, i, g, p in zip(self.members, self._split(current), self._split(initial),
+                                          self._split(goal), self._split(previous))
+        ]
+        return torch.stack(probs).mean(dim=0)
