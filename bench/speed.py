@@ -36,6 +36,7 @@ import torch
 import torch.nn as nn
 
 from video2reward.encoders import build_encoder
+from video2reward.rewards.ensemble import HeadEnsemble
 from video2reward.encoders.cnn import CNN_PRESETS
 from video2reward.export import scorer_for, trace
 from video2reward.rewards.model import ENCODER_HEADS, RewardModel, head_config_dict
@@ -158,6 +159,10 @@ def entries(args) -> list[Entry]:
     out = [scorer_entry(f"{encoder} {kind}", fresh_model(kind, encoder))
            for encoder in ("cnn", "vit") for kind in ENCODER_HEADS]
     out.append(scorer_entry("cnn progress, NCHW", fresh_model("progress", "cnn", channels_last=False)))
+    out.append(scorer_entry("efficientnet-lite0 progress (ImageNet)", fresh_model("progress", "efficientnet-lite0")))
+    members = [fresh_model("progress", "cnn") for _ in range(3)]
+    ensemble = RewardModel(HeadEnsemble([m.head for m in members]), {**members[0].config, "ensemble": 3})
+    out.append(scorer_entry("cnn progress, --ensemble 3", ensemble))
     out.append(scorer_entry("tiny progress (distill student, NCHW)", fresh_model("progress", "cnn", **tiny)))
     out.append(scorer_entry("tiny progress, channels-last", fresh_model("progress", "cnn",
                                                                           **{**tiny, "channels_last": True})))

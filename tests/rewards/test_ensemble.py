@@ -136,3 +136,18 @@ def _config_from(args: list[str]):
     assert args[args.index("--steps") + 1] == "40"
     return TrainConfig(ensemble=3, steps=40, image_size=32, batch_size=32, frames_per_video=8, warmup_steps=4,
                        triplets_per_video=8, threads=1)
+
+
+def test_exported_ensemble_equals_eager(trained) -> None:
+    """TorchScript of the ensemble (export.py) scores like the eager model, stored goals included."""
+    from video2reward.export import check_inputs, scorer_for, trace
+
+    _, model_dir = trained
+    model = load(model_dir)
+    eager = scorer_for(model)
+    assert torch.equal(eager.goal, model.head.goal)
+    inputs = check_inputs(eager, model.image_size)
+    traced = trace(scorer_for(model), inputs)
+    with torch.inference_mode():
+        for a, b in zip(eager(*inputs), traced(*inputs)):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)

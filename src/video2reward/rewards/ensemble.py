@@ -50,6 +50,13 @@ class HeadEnsemble(nn.Module):
         """The first member's encoder (what a model file records as the architecture; all members share it)."""
         return self.members[0].encoder
 
+    @property
+    def goal(self) -> torch.Tensor | None:
+        """The members' stored goal embeddings side by side (sum_k D_k,), as `embed` lays features out; None
+        when the members keep no goal (rank, success, ...)."""
+        goals = [getattr(member, "goal", None) for member in self.members]
+        return None if any(g is None for g in goals) else torch.cat(goals)
+
     def _split(self, features: torch.Tensor | None) -> list[torch.Tensor | None]:
         if features is None:
             return [None] * len(self.members)
