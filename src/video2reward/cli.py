@@ -84,7 +84,7 @@ def cmd_score(args: argparse.Namespace) -> None:
 
 def cmd_eval(args: argparse.Namespace) -> None:
     import video2reward
-    from video2reward.evaluation import evaluate_data_dir_with_near_misses
+    from video2reward.scoring import evaluate_data_dir_with_near_misses
     from video2reward.model_files import write_json
     from video2reward.plots import plot_eval_summary
 

@@ -313,32 +313,6 @@ def add_near_misses(
     )
 
 
-def evaluate_data_dir_with_near_misses(
-    model: Any, data_dir: str | Path, skip_bad: bool = False, progress: bool = True
-) -> tuple[EvalResult, dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """`scoring.evaluate_data_dir` (test_expert/ and test_fail/ of DATA_DIR), plus DATA_DIR/test_partial/ when
-    it holds videos: those are scored too and `add_near_misses` fills in `auroc_near_miss`. Without the folder
-    (data made before the split existed) the result is `evaluate_data_dir`'s, with `auroc_near_miss` NaN.
-    Returns (result, expert, failed, partial), each mapping a video's path relative to DATA_DIR to its
-    rewards; `partial` is empty without near misses. What `v2r eval` and the demo/bench table call."""
-    # Imported here: scoring imports this module. (This belongs in scoring.evaluate_data_dir itself.)
-    from video2reward.errors import VideoError
-    from video2reward.scoring import _relative_key, evaluate_data_dir, score_videos
-    from video2reward.video.io import find_videos
-
-    result, expert, failed = evaluate_data_dir(model, data_dir, skip_bad=skip_bad, progress=progress)
-    folder = Path(data_dir) / PARTIAL_SPLIT
-    if not folder.is_dir():
-        return result, expert, failed, {}
-    try:
-        find_videos([folder])
-    except VideoError:  # an empty test_partial/ (demo-data --n-test-partial 0)
-        return result, expert, failed, {}
-    report = score_videos(model, [folder], skip_bad=skip_bad, progress=progress)
-    partial = {_relative_key(s.source, Path(data_dir)): s.rewards.mu for s in report.videos}
-    return add_near_misses(result, expert, partial), expert, failed, partial
-
-
 def load_labels(data_dir: Path) -> dict[str, Any] | None:
     """`data_dir/labels.json` parsed and checked, or None when there is no such file.
 

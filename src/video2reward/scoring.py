@@ -17,7 +17,14 @@ import numpy as np
 from tqdm import tqdm
 
 from video2reward.errors import V2RError, VideoError
-from video2reward.evaluation import EvalResult, dense_from_labels, evaluate, load_labels
+from video2reward.evaluation import (
+    PARTIAL_SPLIT,
+    EvalResult,
+    add_near_misses,
+    dense_from_labels,
+    evaluate,
+    load_labels,
+)
 from video2reward.plots import plot_reward_curve, thumbnail_indices
 from video2reward.rewards.model import RewardModel, Rewards
 from video2reward.video.io import VideoSource, find_videos, iter_frames
@@ -153,3 +160,24 @@ def evaluate_data_dir(
         split_rewards[split] = {_relative_key(s.source, data_dir): s.rewards.mu for s in report.videos}
     expert, failed = split_rewards["test_expert"], split_rewards["test_fail"]
     return evaluate(expert, failed, dense_from_labels(load_labels(data_dir))), expert, failed
+
+
+def evaluate_data_dir_with_near_misses(
+    model: RewardModel, data_dir: str | os.PathLike, skip_bad: bool = False, progress: bool = True
+) -> tuple[EvalResult, dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """`evaluate_data_dir` (test_expert/ and test_fail/ of DATA_DIR), plus DATA_DIR/test_partial/ when
+    it holds videos: those are scored too and `add_near_misses` fills in `auroc_near_miss`. Without the folder
+    (data made before the split existed) the result is `evaluate_data_dir`'s, with `auroc_near_miss` NaN.
+    Returns (result, expert, failed, partial), each mapping a video's path relative to DATA_DIR to its
+    rewards; `partial` is empty without near misses. What `v2r eval` and the demo/bench table call."""
+    result, expert, failed = evaluate_data_dir(model, data_dir, skip_bad=skip_bad, progress=progress)
+    folder = Path(data_dir) / PARTIAL_SPLIT
+    if not folder.is_dir():
+        return result, expert, failed, {}
+    try:
+        find_videos([folder])
+    except VideoError:  # an empty test_partial/ (demo-data --n-test-partial 0)
+        return result, expert, failed, {}
+    report = score_videos(model, [folder], skip_bad=skip_bad, progress=progress)
+    partial = {_relative_key(s.source, Path(data_dir)): s.rewards.mu for s in report.videos}
+    return add_near_misses(result, expert, partial), expert, failed, partial

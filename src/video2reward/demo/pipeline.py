@@ -18,7 +18,7 @@ from pathlib import Path
 
 from video2reward.config import TrainConfig
 from video2reward.demo.generate import generate_demo_data
-from video2reward.evaluation import evaluate_data_dir_with_near_misses
+from video2reward.scoring import evaluate_data_dir_with_near_misses
 from video2reward.model_files import write_json
 from video2reward.plots import plot_eval_summary
 from video2reward.scoring import score_to_jsonl
