@@ -10,8 +10,8 @@ from typing import Any, get_args, get_origin
 
 import torch
 
-HEADS = ("progress", "rank", "goal-distance", "temporal-distance", "success", "pixel-ridge")
-NEGATIVE_HEADS = ("progress", "rank", "success")  # the heads that learn from --negatives
+HEADS = ("progress", "progress+rank", "rank", "goal-distance", "temporal-distance", "success", "pixel-ridge")
+NEGATIVE_HEADS = ("progress", "progress+rank", "rank", "success")  # the heads that learn from --negatives
 PRETRAIN_METHODS = ("simclr", "dcl", "moco", "dino", "mae", "tcn", "rotation")
 
 
@@ -24,7 +24,8 @@ class TrainConfig:
     """How `v2r train` turns demonstration videos into a reward model."""
 
     head: str = _help("progress", "reward head: 'progress' (Video2Reward goal-conditioned progress, a Normal "
-                      "trained with KL), 'rank' (Rank2Reward: later frames outrank earlier ones, Bradley-Terry), "
+                      "trained with KL), 'progress+rank' (the mean of a progress and a rank head, each on its own encoder "
+                      "with half the --steps: one reads a frame in context, the other alone), 'rank' (Rank2Reward: later frames outrank earlier ones, Bradley-Terry), "
                       "'goal-distance' (VIP: distance to the goal in an embedding trained with the value-implicit "
                       "objective), 'temporal-distance' (TimeRewarder: the time gap between two frames as a "
                       "distribution over bins; reward = the gap from the first frame), 'success' (a detector of "

@@ -40,6 +40,7 @@ from video2reward.encoders import encoder_config
 from video2reward.encoders.cnn import CNN_PRESETS
 from video2reward.errors import ConfigError
 from video2reward.evaluation import spearman, value_order_correlation
+from video2reward.rewards.ensemble import COMBINED_HEADS
 from video2reward.rewards.model import ENCODER_HEADS, RewardModel, build_head
 from video2reward.rewards.progress import normal_kl
 from video2reward.training_loop import check_writable, fit_resumable
@@ -68,7 +69,7 @@ class DistillBatch:
 def teacher_targets(head: nn.Module, kind: str, z: torch.Tensor, initial: torch.Tensor, current: torch.Tensor,
                     previous: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The teacher's outputs on features z: (target, target_sigma) as DistillBatch holds them."""
-    if kind == "progress":
+    if kind == "progress" or kind in COMBINED_HEADS:  # a combined head: the Normal of its members' mean
         return head.predict(z[current], z[initial], None, z[previous])
     if kind == "goal-distance":
         return head.predict(z[current], z[initial])[0], torch.zeros(0)
@@ -201,8 +202,11 @@ def student_config(teacher: RewardModel, config: DistillConfig) -> dict[str, Any
         raise ConfigError(f"--image-size {size}: use at least 16 pixels")
     encoder = asdict(encoder_config("cnn", size, **CNN_PRESETS[config.student]))
     encoder["channels"] = list(encoder["channels"])  # as it comes back from JSON
-    return {"head": teacher.config["head"], "image_size": size, "frame_fit": teacher.frame_fit,
-            "encoder": {"name": "cnn", "config": encoder}, "head_config": copy.deepcopy(teacher.config["head_config"])}
+    head, head_config = teacher.config["head"], teacher.config["head_config"]
+    if head in COMBINED_HEADS:  # one progress head learns the members' mean Normal (progress is member 0)
+        head, head_config = teacher.config["members"][0]["head"], teacher.config["members"][0]["head_config"]
+    return {"head": head, "image_size": size, "frame_fit": teacher.frame_fit,
+            "encoder": {"name": "cnn", "config": encoder}, "head_config": copy.deepcopy(head_config)}
 
 
 def agreement(teacher: RewardModel, student: RewardModel, videos: list[Demonstration], max_videos: int = 8
@@ -226,7 +230,7 @@ def distill(model_dir: str | os.PathLike, out: str | os.PathLike, config: Distil
     device = resolve_device(config.device)
     teacher = RewardModel.load(model_dir, device)
     kind = teacher.config["head"]
-    if kind not in ENCODER_HEADS:
+    if kind not in ENCODER_HEADS and kind not in COMBINED_HEADS:
         raise ConfigError(f"{model_dir}: a {kind!r} model has no encoder to distil (pixel-ridge is already tiny)")
     if config.student not in CNN_PRESETS:
         raise ConfigError(f"--student {config.student}: unknown (known: {', '.join(CNN_PRESETS)})")
@@ -250,7 +254,7 @@ def distill(model_dir: str | os.PathLike, out: str | os.PathLike, config: Distil
     head.to(device)
     goal_frames = torch.stack([d.frames[-1] for d in demos])  # (V, 3, S, S) uint8
     sampler = DistillSampler(teacher, [*demos, *negatives], goal_frames, config, model_config["image_size"])
-    module = DistillLoss(head, kind, config.temperature)
+    module = DistillLoss(head, model_config["head"], config.temperature)
     run = {**asdict(config), "teacher_weights_sha256": teacher.config.get("weights_sha256")}
 
     def sample(gen: torch.Generator) -> DistillBatch:

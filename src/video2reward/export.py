@@ -39,6 +39,7 @@ import torch
 import torch.nn as nn
 
 from video2reward.errors import ConfigError
+from video2reward.rewards.ensemble import COMBINED_HEADS
 from video2reward.rewards.model import ENCODER_HEADS, RewardModel
 
 FORMATS = ("torchscript", "onnx")
@@ -74,7 +75,7 @@ def feature_dim(model: RewardModel) -> int:
 def scorer_for(model: RewardModel, quantize: str = "none") -> FrameScorer:
     """An eval-mode, CPU FrameScorer of `model` (a copy: the model is left as it was); int8 Linear layers with
     quantize='int8'."""
-    if model.config.get("head") not in ENCODER_HEADS:
+    if model.config.get("head") not in ENCODER_HEADS and model.config.get("head") not in COMBINED_HEADS:
         raise ConfigError(f"a {model.config.get('head')!r} model has no encoder head to export")
     head = copy.deepcopy(model.head).cpu().eval()
     scorer = FrameScorer(head, feature_dim(model)).eval()

@@ -26,7 +26,7 @@ from video2reward.encoders.pretrained import load_encoder
 from video2reward.errors import ConfigError
 from video2reward.model_files import load_tensors, save_tensors
 from video2reward.training_loop import check_writable, fit_resumable
-from video2reward.rewards.ensemble import HeadEnsemble
+from video2reward.rewards.ensemble import COMBINED_HEADS, HeadEnsemble
 from video2reward.rewards.model import ENCODER_HEADS, RewardModel, head_config_dict
 from video2reward.rewards.pixel_ridge import PixelRidge, PixelRidgeConfig
 from video2reward.rewards.progress import ProgressConfig, ProgressHead
@@ -168,18 +168,28 @@ def _fit_head(
     return head, metrics
 
 
+def member_configs(config: TrainConfig) -> list[TrainConfig]:
+    """The members of an ensemble: `--ensemble K` gives K copies with seeds seed, seed + 1, ...; a combined head
+    (progress+rank) one member per kind, each with 1 / members of the steps (the same warm-up), so that
+    `--head progress+rank --steps 2000` is exactly `--head progress --steps 1000` + `--head rank --steps 1000`."""
+    if config.head in COMBINED_HEADS:
+        kinds = COMBINED_HEADS[config.head]
+        return [replace(config, head=kind, ensemble=1, steps=max(1, config.steps // len(kinds))) for kind in kinds]
+    return [replace(config, seed=config.seed + k, ensemble=1) for k in range(config.ensemble)]
+
+
 def _fit_ensemble(
-    fit: Callable[..., tuple[nn.Module, dict[str, float]]], demos: Sequence[Demonstration],
-    negatives: Sequence[Demonstration], config: TrainConfig, device: torch.device, out: Path, resume: bool,
-    progress: bool, pretrained: nn.Module | None,
+    demos: Sequence[Demonstration], negatives: Sequence[Demonstration], config: TrainConfig, device: torch.device,
+    out: Path, resume: bool, progress: bool, pretrained: nn.Module | None,
 ) -> tuple[nn.Module, dict[str, float]]:
-    """`config.ensemble` heads trained one after the other with seeds seed, seed + 1, ...
+    """The members of `member_configs(config)`, trained one after the other, as one HeadEnsemble.
 
     Member k checkpoints in OUT/members/k/checkpoint and, once trained, leaves OUT/members/k/done.safetensors;
     `--resume` reloads the finished members, continues the interrupted one and trains the rest."""
     members, metrics = [], {}
-    for k in range(config.ensemble):
-        member_config = replace(config, seed=config.seed + k, ensemble=1)
+    configs = member_configs(config)
+    for k, member_config in enumerate(configs):
+        fit = _fit_progress if member_config.head == "progress" else _fit_head
         member_out = out / "members" / str(k)
         done = member_out / "done.safetensors"
         torch.manual_seed(member_config.seed)  # each member's own initialisation
@@ -191,7 +201,8 @@ def _fit_ensemble(
         else:
             member_resume = resume and (member_out / "checkpoint").exists()
             if progress:
-                print(f"ensemble member {k + 1}/{config.ensemble} (seed {member_config.seed})")
+                print(f"ensemble member {k + 1}/{len(configs)}: {member_config.head}, seed {member_config.seed}, "
+                      f"{member_config.steps} steps")
             head, member_metrics = fit(demos, negatives, member_config, device, member_out, member_resume,
                                        progress, encoder)
             save_tensors(done, head.state_dict())
@@ -207,15 +218,17 @@ def train_reward_model(
     """Train a reward model on every video under `paths` (each a successful demonstration); save it to `out`."""
     config = config or TrainConfig()
     out = Path(out)
-    pretrained = config.head in ENCODER_HEADS and is_pretrained(config.encoder)
+    learned = config.head in ENCODER_HEADS or config.head in COMBINED_HEADS
+    pretrained = learned and is_pretrained(config.encoder)
     if config.image_size < 16 and not pretrained:
         raise ConfigError(f"--image-size {config.image_size}: use at least 16 pixels")
     check_negatives(config)
     if config.ensemble < 1:
         raise ConfigError(f"--ensemble {config.ensemble}: give the number of members, 1 or more")
     if config.ensemble > 1 and config.head not in ENCODER_HEADS:
-        raise ConfigError(f"--ensemble: the {config.head} head is deterministic (its members would be identical); "
-                          f"use --ensemble with a learned head")
+        why = ("is already an ensemble" if config.head in COMBINED_HEADS
+               else "is deterministic (its members would be identical)")
+        raise ConfigError(f"--ensemble: the {config.head} head {why}; use --ensemble with a single learned head")
     check_writable(out)
     if config.threads > 0:
         torch.set_num_threads(config.threads)
@@ -233,10 +246,10 @@ def train_reward_model(
     encoder_info = None
     if config.head == "pixel-ridge":
         head, metrics = _fit_pixel_ridge(demos, config)
-    elif config.head in ENCODER_HEADS:
+    elif learned:
         fit = _fit_progress if config.head == "progress" else _fit_head
-        if config.ensemble > 1:
-            head, metrics = _fit_ensemble(fit, demos, negatives, config, device, out, resume, progress, encoder)
+        if config.ensemble > 1 or config.head in COMBINED_HEADS:
+            head, metrics = _fit_ensemble(demos, negatives, config, device, out, resume, progress, encoder)
         else:
             encoder = encoder or _make_encoder(config)
             head, metrics = fit(demos, negatives, config, device, out, resume, progress, encoder)
@@ -247,7 +260,7 @@ def train_reward_model(
         elif config.freeze:  # a built-in encoder with ImageNet weights (efficientnet-lite0), kept as built
             encoder_info["frozen"] = True
     else:
-        known = ", ".join([*ENCODER_HEADS, "pixel-ridge"])
+        known = ", ".join([*ENCODER_HEADS, *COMBINED_HEADS, "pixel-ridge"])
         raise ConfigError(f"--head {config.head}: unknown head (known: {known})")
     seconds = time.perf_counter() - t0
     model_config = {
@@ -257,6 +270,9 @@ def train_reward_model(
         "frame_fit": config.frame_fit,
         "encoder": encoder_info,
         "head_config": head_config_dict(head),
+        **({"members": [{"head": c.head, "head_config": head_config_dict(m)}
+                        for c, m in zip(member_configs(config), head.members)]}
+           if config.head in COMBINED_HEADS else {}),
         "training": {
             "config": asdict(config), "seconds": round(seconds, 2), "videos": [d.name for d in demos],
             "num_frames": int(sum(d.num_frames for d in demos)), "skipped": skipped, "final_metrics": metrics,

@@ -151,3 +151,26 @@ def test_exported_ensemble_equals_eager(trained) -> None:
     with torch.inference_mode():
         for a, b in zip(eager(*inputs), traced(*inputs)):
             torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_progress_plus_rank_is_the_mean_of_its_two_members(trained, tmp_path: Path) -> None:
+    """`--head progress+rank`: a progress and a rank member, each with half the steps; the reward is their
+    mean; the model distils into one progress student and exports."""
+    data, _ = trained
+    model_dir = tmp_path / "pr"
+    assert main(["train", str(data / "train"), "--out", str(model_dir), "--head", "progress+rank", *TINY]) == 0
+    config = json.loads((model_dir / "config.json").read_text())
+    assert [m["head"] for m in config["members"]] == ["progress", "rank"]
+    assert config["training"]["final_metrics"]  # both members report
+    model = load(model_dir)
+    video = data / "test_expert" / "ep_0.mp4"
+    rewards = model.score(video)
+    members = [RewardModel(m, {"head": kind, "image_size": 32})
+               for m, kind in zip(model.head.members, ("progress", "rank"))]
+    np.testing.assert_allclose(rewards.mu, np.mean([m.score(video).mu for m in members], axis=0), atol=1e-5)
+    student = tmp_path / "student"
+    assert main(["distill", str(model_dir), "--out", str(student), "--steps", "3", "--threads", "1", "--quiet"]) == 0
+    assert json.loads((student / "config.json").read_text())["head"] == "progress"
+    assert len(load(student).score(video).mu) == len(rewards.mu)
+    assert main(["export", str(model_dir), "--format", "torchscript", "--out", str(tmp_path / "m.pt"),
+                 "--quiet"]) == 0

@@ -1,4 +1,5 @@
-"""Ensembles of reward heads (`v2r train --ensemble K`): K members trained alike from different seeds.
+"""Ensembles of reward heads: K members trained alike from different seeds (`v2r train --ensemble K`), or
+heads of different kinds reading the same videos differently (`--head progress+rank`, COMBINED_HEADS).
 
 Deep ensembles (Lakshminarayanan et al., 2017) give an *epistemic* uncertainty that one network's sigma
 cannot: where the demonstrations pinned the reward down, the K members agree; on frames no video showed
@@ -11,6 +12,10 @@ cannot: where the demonstrations pinned the reward down, the K members agree; on
 `HeadEnsemble` looks like any single head to `RewardModel` and the RL wrapper: `embed` concatenates the
 members' features (each member has its own encoder), `predict` splits them again. A member's goal
 embedding is its own buffer; a goal passed at scoring time (features from `embed`) is split the same way.
+
+A combined head (`progress+rank`) is the same mean over members of different kinds: the progress head reads a
+frame in context (initial frame, goal, motion) and follows time closely; the rank head reads the frame alone
+and follows what the scene looks like; each is trained on its own encoder for half of `--steps`.
 """
 
 from __future__ import annotations
@@ -19,6 +24,9 @@ from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
+
+# Combined heads: name -> the member heads, each trained on its own encoder for --steps / len(members).
+COMBINED_HEADS: dict[str, tuple[str, ...]] = {"progress+rank": ("progress", "rank")}
 
 
 def combine(mus: torch.Tensor, sigmas: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -30,19 +38,17 @@ def combine(mus: torch.Tensor, sigmas: torch.Tensor) -> tuple[torch.Tensor, torc
 
 
 class HeadEnsemble(nn.Module):
-    """K reward heads of one kind behind the single-head interface (embed / predict / predict_success)."""
+    """K reward heads behind the single-head interface (embed / predict / predict_success)."""
 
     def __init__(self, members: Sequence[nn.Module]):
         super().__init__()
         if len(members) < 2:
             raise ValueError(f"an ensemble needs at least 2 members, got {len(members)}")
-        kinds = {type(m) for m in members}
-        if len(kinds) != 1:
-            raise ValueError(f"ensemble members must be one kind of head, got {sorted(k.__name__ for k in kinds)}")
         self.members = nn.ModuleList(members)
-        self.config = members[0].config  # members differ only in their seed
+        # the first member's config: seeds ensembles share it; a combined head puts progress (motion_gap) first
+        self.config = members[0].config
         self.dims = [int(m.encoder.dim) for m in members]
-        if hasattr(members[0], "predict_success"):
+        if all(hasattr(m, "predict_success") for m in members):
             self.predict_success = self._predict_success  # only then: RewardModel looks for the attribute
 
     @property

@@ -19,7 +19,7 @@ import torch.nn as nn
 from video2reward.encoders import encoder_from_config
 from video2reward.errors import ModelFileError, VideoError
 from video2reward.model_files import load_model_dir, save_model_dir
-from video2reward.rewards.ensemble import HeadEnsemble
+from video2reward.rewards.ensemble import COMBINED_HEADS, HeadEnsemble
 from video2reward.rewards.goal_distance import GoalDistanceConfig, GoalDistanceHead
 from video2reward.rewards.pixel_ridge import PixelRidge, PixelRidgeConfig
 from video2reward.rewards.progress import ProgressConfig, ProgressHead
@@ -62,6 +62,12 @@ ENCODER_HEADS: dict[str, tuple[type, type[nn.Module]]] = {
 def build_head(config: dict[str, Any]) -> nn.Module:
     """Rebuild an (untrained) head from a model config; raises ModelFileError for unknown heads."""
     kind = config.get("head")
+    if kind in COMBINED_HEADS:  # one member per kind, each with its own head_config (config["members"])
+        entries = config.get("members") or []
+        if [e.get("head") for e in entries] != list(COMBINED_HEADS[kind]):
+            raise ModelFileError(f"a {kind!r} model config must list its members {COMBINED_HEADS[kind]}")
+        return HeadEnsemble([build_head({**config, "head": e["head"], "head_config": e.get("head_config", {}),
+                                         "members": None}) for e in entries])
     members = int(config.get("ensemble", 1))
     if members > 1:
         if kind not in ENCODER_HEADS:
@@ -73,7 +79,7 @@ def build_head(config: dict[str, Any]) -> nn.Module:
         return head_cls(encoder, config_cls(**config.get("head_config", {})))
     if kind == "pixel-ridge":
         return PixelRidge(PixelRidgeConfig(**config.get("head_config", {})))
-    known = ", ".join([*ENCODER_HEADS, "pixel-ridge"])
+    known = ", ".join([*ENCODER_HEADS, *COMBINED_HEADS, "pixel-ridge"])
     raise ModelFileError(f"unknown reward head {kind!r} in the model config (known: {known})")
 
 
