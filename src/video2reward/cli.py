@@ -91,13 +91,13 @@ def cmd_eval(args: argparse.Namespace) -> None:
     model = video2reward.load(args.model, device=args.device)
     result, expert, failed, _ = evaluate_data_dir_with_near_misses(model, args.data, skip_bad=args.skip_bad,
                                                                    progress=not args.quiet)
-    print(result.table())
     out = Path(args.out) if args.out else Path(args.model) / "eval.json"
+    # files first, then the printout: `v2r eval ... | head` closes stdout early and must not lose them
     write_json(out, {"model": str(args.model), "data": str(args.data), **json.loads(result.to_json())})
-    print(f"wrote {out}")
     if args.plot:
         plot_eval_summary(Path(args.plot), result, expert, failed)
-        print(f"wrote {args.plot}")
+    print(result.table())
+    print(f"wrote {out}" + (f" and {args.plot}" if args.plot else ""))
 
 
 def _method_options(args: argparse.Namespace) -> dict:
