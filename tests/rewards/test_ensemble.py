@@ -174,3 +174,13 @@ def test_progress_plus_rank_is_the_mean_of_its_two_members(trained, tmp_path: Pa
     assert len(load(student).score(video).mu) == len(rewards.mu)
     assert main(["export", str(model_dir), "--format", "torchscript", "--out", str(tmp_path / "m.pt"),
                  "--quiet"]) == 0
+    # the goal an export stores (and feeds back) must score like the members' own stored goals
+    from video2reward.export import scorer_for
+
+    frames = torch.rand(6, 3, 32, 32)
+    with torch.inference_mode():
+        z = model.head.embed(frames)
+        stored = model.head.predict(z, z[0], None, z)[0]
+        scorer = scorer_for(model)
+        exported = scorer(frames, z[0], scorer.goal, z)[0]
+    torch.testing.assert_close(exported, stored)

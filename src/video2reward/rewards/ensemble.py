@@ -58,10 +58,14 @@ class HeadEnsemble(nn.Module):
 
     @property
     def goal(self) -> torch.Tensor | None:
-        """The members' stored goal embeddings side by side (sum_k D_k,), as `embed` lays features out; None
-        when the members keep no goal (rank, success, ...)."""
+        """The members' stored goal embeddings side by side (sum_k D_k,), as `embed` lays features out, with
+        zeros in the slots of members that keep no goal (rank, success: they ignore it); None when no member
+        keeps one. Passing it to `predict` is the same as passing no goal."""
         goals = [getattr(member, "goal", None) for member in self.members]
-        return None if any(g is None for g in goals) else torch.cat(goals)
+        if all(g is None for g in goals):
+            return None
+        reference = next(g for g in goals if g is not None)
+        return torch.cat([reference.new_zeros(d) if g is None else g for g, d in zip(goals, self.dims)])
 
     def _split(self, features: torch.Tensor | None) -> list[torch.Tensor | None]:
         if features is None:
