@@ -168,6 +168,11 @@ def _fit_head(
     return head, metrics
 
 
+def _fitter(head: str) -> Callable[..., tuple[nn.Module, dict[str, float]]]:
+    """The function that trains one `head` (progress has its own triplet sampler; the others train_heads.py)."""
+    return _fit_progress if head == "progress" else _fit_head
+
+
 def member_configs(config: TrainConfig) -> list[TrainConfig]:
     """The members of an ensemble: `--ensemble K` gives K copies with seeds seed, seed + 1, ...; a combined head
     (progress+rank) one member per kind, each with 1 / members of the steps (the same warm-up), so that
@@ -189,7 +194,7 @@ def _fit_ensemble(
     members, metrics = [], {}
     configs = member_configs(config)
     for k, member_config in enumerate(configs):
-        fit = _fit_progress if member_config.head == "progress" else _fit_head
+        fit = _fitter(member_config.head)
         member_out = out / "members" / str(k)
         done = member_out / "done.safetensors"
         torch.manual_seed(member_config.seed)  # each member's own initialisation
@@ -247,12 +252,11 @@ def train_reward_model(
     if config.head == "pixel-ridge":
         head, metrics = _fit_pixel_ridge(demos, config)
     elif learned:
-        fit = _fit_progress if config.head == "progress" else _fit_head
         if config.ensemble > 1 or config.head in COMBINED_HEADS:
             head, metrics = _fit_ensemble(demos, negatives, config, device, out, resume, progress, encoder)
         else:
             encoder = encoder or _make_encoder(config)
-            head, metrics = fit(demos, negatives, config, device, out, resume, progress, encoder)
+            head, metrics = _fitter(config.head)(demos, negatives, config, device, out, resume, progress, encoder)
         encoder_info = {"name": encoder_name(head.encoder), "config": asdict(head.encoder.config)}
         if is_pretrained(config.encoder):
             encoder_info["pretrained_from"] = str(config.encoder)
