@@ -228,7 +228,7 @@ def _add_method_options(parser: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     from video2reward.demo import DEMO_TASKS
-    from video2reward.demo.experts import TASKS  # DEMO_TASKS (the default) and the Meta-World tasks
+    from video2reward.demo.experts import PARTIAL_FRACTION, TASKS  # TASKS: DEMO_TASKS and the Meta-World tasks
 
     parser = argparse.ArgumentParser(prog="v2r", description=DESCRIPTION, epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -258,7 +258,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-test-expert", type=int, default=10, help="expert videos in test_expert/")
     p.add_argument("--n-test-fail", type=int, default=10, help="failed videos (random + stalled) in test_fail/")
     p.add_argument("--n-test-partial", type=int, default=None, help="near misses in test_partial/: the expert for "
-                   "30-70%% of its length, then idle, never succeeding (default: as many as --n-test-fail)")
+                   f"{PARTIAL_FRACTION[0]:.0%}-{PARTIAL_FRACTION[1]:.0%} of its length, then idle, never succeeding "
+                   "(default: as many as --n-test-fail)".replace("%", "%%"))
 
     p = add("train", "train a reward model: every video under DIR... is one successful demonstration", cmd_train)
     p.add_argument("dirs", nargs="+", metavar="DIR", help="video files or folders (searched recursively)")
