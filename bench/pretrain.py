@@ -43,7 +43,7 @@ def _fmt(v) -> str:
 
 def reward_row(task_dir: Path, encoder: str, freeze: bool, model_dir: Path, args) -> dict:
     config = replace(TrainConfig(), encoder=encoder, freeze=freeze, steps=args.train_steps, seed=args.seed,
-                     threads=args.threads)
+                     threads=args.threads, pretrain="none")  # the encoder under test, not v2r train's own pretraining
     row = run_task(task_dir, model_dir, config, progress=False)
     return {"voc": row.voc, "auroc": row.auroc, "dense": row.dense, "train_s": row.train_seconds}
 

@@ -1,18 +1,24 @@
 """Reward quality on the demo tasks: task x head x encoder -> VOC / AUROC / AUROC near-miss / dense / train s /
 score fps.
 
-    python bench/reward_quality.py                      # pendulum + mountaincar, default head and the floor
+    python bench/reward_quality.py                      # pendulum + mountaincar: the default, random-init cnn, floor
     python bench/reward_quality.py --tasks pendulum reach --rows progress:cnn rank:cnn progress:rotation \\
         progress:efficientnet-lite0 pixel-ridge --steps 1000 --threads 1 --out /tmp/rq
 
-A row is HEAD:ENCODER. ENCODER is `cnn` or `vit` (random init, fine-tuned), a `v2r pretrain` method
-(`rotation`, `simclr`, `tcn`, ...: the encoder is first pretrained on the task's own train/ videos with the
-default `v2r pretrain` settings, then fine-tuned under the head; its pretraining time is in `pretrain s` and
-included in `train s`), or `efficientnet-lite0` (the offline ImageNet model, frozen). `pixel-ridge` is the floor.
+A row is HEAD:ENCODER. ENCODER is `cnn` or `vit` (random init, fine-tuned: `v2r train --pretrain none`), a
+`v2r pretrain` method (`rotation`, `simclr`, `tcn`, ...: `v2r train --pretrain METHOD`, which first pretrains a
+fresh cnn on the task's own train/ videos with the default `v2r pretrain` settings, then fine-tunes it under the
+head; that time is included in `train s`; `progress:rotation` is `v2r train`'s default), or `efficientnet-lite0`
+(the offline ImageNet model, frozen). `pixel-ridge` is the floor.
+A row may end in `,FIELD=VALUE` options of `v2r train` (TrainConfig fields), which name the row too:
+`temporal:rotation,sequence=ssm,context=16` is the temporal head with an SSM over 16 frames.
 
 Generates the demo data (seeded; or reuses `--data DIR` made by `v2r demo-data`), trains every row, evaluates
 on the held-out splits: VOC on test_expert, AUROC test_expert vs test_fail, AUROC near-miss test_expert vs
-test_partial, dense = Spearman with the env's dense signal over test_expert + test_fail. Each finished row is
+test_partial, dense = Spearman with the env's dense signal over test_expert + test_fail; VOC cam = VOC on
+test_cam/test_expert (other cameras, `v2r demo-data`'s camera-shift split), VOC cam goal = the same with each
+camera's goal image (goal-reading heads only), VOC cam rel = relative goal progress to that image in the model's
+encoder features (relative_reward.py; not for pixel-ridge). Each finished row is
 appended to OUT/results.jsonl at once; a rerun with the same --out skips the rows already there, so an
 interrupted benchmark continues. Nothing else is cached: every figure is measured on this machine.
 """
@@ -20,29 +26,30 @@ interrupted benchmark continues. Nothing else is cached: every figure is measure
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
 import tempfile
-import time
 from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
 
-from video2reward.config import HEADS, PRETRAIN_METHODS, PretrainConfig, TrainConfig
+from video2reward.config import HEADS, PRETRAIN_METHODS, TrainConfig
 from video2reward.demo import generate_demo_data
 from video2reward.demo.experts import TASKS
 from video2reward.demo.pipeline import QualityRow, format_table, run_task
 from video2reward.encoders import ENCODERS
-from video2reward.pretrain import pretrain_encoder
 
 FROZEN_ENCODERS = ("efficientnet-lite0",)  # pretrained architectures used frozen (fine-tuning is ~4x slower)
-DEFAULT_ROWS = ("progress:cnn", "pixel-ridge")
+DEFAULT_ROWS = ("progress:rotation", "progress:cnn", "pixel-ridge")
 
 
 def parse_row(text: str) -> tuple[str, str]:
+    """HEAD[:ENCODER[,OPTION=VALUE...]] -> (head, encoder with its options, e.g. 'rotation,sequence=ssm')."""
     head, _, encoder = text.partition(":")
+    encoder, *options = encoder.split(",")
     if head not in HEADS:
         raise argparse.ArgumentTypeError(f"{text}: unknown head {head!r} (known: {', '.join(HEADS)})")
     if head == "pixel-ridge":
@@ -52,7 +59,25 @@ def parse_row(text: str) -> tuple[str, str]:
         raise argparse.ArgumentTypeError(
             f"{text}: unknown encoder {encoder!r} (an architecture: {', '.join(ENCODERS)}; or a pretraining "
             f"method: {', '.join(PRETRAIN_METHODS)})")
-    return head, encoder
+    try:
+        row_options(options)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text}: {exc}") from None
+    return head, ",".join([encoder, *options])
+
+
+def row_options(options: list[str]) -> dict:
+    """['context=16', 'sequence=ssm'] -> {'context': 16, 'sequence': 'ssm'}: TrainConfig fields, typed."""
+    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
+    out = {}
+    for option in options:
+        key, _, value = option.partition("=")
+        key = key.replace("-", "_")
+        if key not in fields or not value:
+            raise ValueError(f"{option!r} is not FIELD=VALUE of a `v2r train` option")
+        default = fields[key].default
+        out[key] = type(default)(value) if not isinstance(default, bool) else value.lower() in ("1", "true", "yes")
+    return out
 
 
 def row_name(head: str, encoder: str) -> str:
@@ -61,23 +86,22 @@ def row_name(head: str, encoder: str) -> str:
 
 def run_row(task_dir: Path, head: str, encoder: str, out: Path, args) -> dict:
     """Train and evaluate one row; returns its JSON record."""
-    name = row_name(head, encoder).replace(":", "-")
+    name = row_name(head, encoder).replace(":", "-").replace(",", "-").replace("=", "")
+    encoder, *options = encoder.split(",")  # row options (e.g. sequence=ssm) override TrainConfig fields
     config = replace(TrainConfig(), head=head, steps=args.steps, seed=args.seed, threads=args.threads)
-    pretrain_seconds = 0.0
     if head != "pixel-ridge":
-        if encoder in PRETRAIN_METHODS:
-            t0 = time.perf_counter()
-            enc_dir = out / "encoders" / f"{task_dir.name}-{encoder}"
-            pretrain_encoder([task_dir / "train"], enc_dir, replace(PretrainConfig(), method=encoder, seed=args.seed,
-                                                                   threads=args.threads), progress=False)
-            pretrain_seconds = time.perf_counter() - t0
-            config = replace(config, encoder=str(enc_dir))
+        if encoder in PRETRAIN_METHODS:  # pretrained on the task's train/ videos inside `v2r train`
+            config = replace(config, encoder="cnn", pretrain=encoder)
         else:
-            config = replace(config, encoder=encoder, freeze=encoder in FROZEN_ENCODERS)
-    row = run_task(task_dir, out / "models" / f"{task_dir.name}-{name}", config, progress=False)
+            config = replace(config, encoder=encoder, pretrain="none", freeze=encoder in FROZEN_ENCODERS)
+    config = replace(config, **row_options(options))
+    model_dir = out / "models" / f"{task_dir.name}-{name}"
+    row = run_task(task_dir, model_dir, config, progress=False)
     record = asdict(row)
-    record.update(head=row_name(head, encoder), train_seconds=row.train_seconds + pretrain_seconds,
-                  pretrain_seconds=pretrain_seconds, steps=args.steps, seed=args.seed, threads=args.threads)
+    saved = json.loads((model_dir / "config.json").read_text())
+    pretrain_seconds = ((saved.get("encoder") or {}).get("pretrained_with") or {}).get("seconds", 0.0)
+    record.update(head=row_name(head, ",".join([encoder, *options])), pretrain_seconds=pretrain_seconds,
+                  steps=args.steps, seed=args.seed, threads=args.threads)
     return record
 
 
@@ -124,7 +148,8 @@ def main() -> None:
                     f.write(json.dumps(done[key]) + "\n")
             record = done[key]
             row = QualityRow(record["task"], record["head"], record["voc"], record["auroc"], record["dense"],
-                             record["train_seconds"], record["score_fps"], record.get("auroc_near_miss"))
+                             record["train_seconds"], record["score_fps"], record.get("auroc_near_miss"),
+                             record.get("voc_cam"), record.get("voc_cam_goal"), record.get("voc_cam_relative"))
             print(format_table([row]).splitlines()[-1], flush=True)
             rows.append(row)
     print()

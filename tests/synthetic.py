@@ -57,3 +57,19 @@ FAILED_COLOR = (255, 150, 150)
 def failed_squares(n: int = 3, size: int = 32, t: int = 20, color=FAILED_COLOR) -> list[np.ndarray]:
     """Failed videos that look like no demonstration: a pink square (the wrong object) crossing the frame."""
     return [moving_square(t + i, size, color=color, y=4 + 6 * i) for i in range(n)]
+
+
+def swinging_square(t: int = 40, size: int = 32, y: int | None = None, phase: int = 0) -> np.ndarray:
+    """(T, size, size, 3) uint8: a square swinging about the centre with an amplitude that grows from 1 pixel to
+    the frame's edge, a period of 4 frames (centre, right, centre, left): every other frame is the same image
+    (the square at the centre), so one frame alone cannot tell early from late; the motion can."""
+    side = size // 4
+    y = size // 2 - side // 2 if y is None else y
+    centre = (size - side) // 2
+    frames = np.zeros((t, size, size, 3), np.uint8)
+    frames[:] = (30, 30, 60)
+    for k in range(t):
+        amplitude = 1 + (centre - 1) * k / max(t - 1, 1)
+        x = centre + int(round(amplitude * (0, 1, 0, -1)[(k + phase) % 4]))
+        frames[k, y : y + side, x : x + side] = 255
+    return frames

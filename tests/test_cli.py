@@ -15,7 +15,7 @@ from video2reward.cli import main
 from video2reward.video.io import read_frames, write_video
 
 TINY = ["--steps", "40", "--image-size", "32", "--batch-size", "32", "--frames-per-video", "8",
-        "--warmup-steps", "5", "--quiet"]
+        "--warmup-steps", "5", "--pretrain", "none", "--quiet"]
 
 
 @pytest.fixture(scope="module")

@@ -28,10 +28,12 @@ from video2reward.rewards.pixel_ridge import PixelRidge
 from video2reward.rewards.progress import ProgressConfig, ProgressHead
 from video2reward.rewards.rank import RankConfig, RankHead
 from video2reward.rewards.success import SuccessConfig, SuccessHead
+from video2reward.rewards.temporal import TemporalConfig, TemporalProgressHead
 from video2reward.rewards.temporal_distance import TemporalDistanceConfig, TemporalDistanceHead
 from video2reward.video.head_sampling import ClipSampler, VIPSampler
 from video2reward.video.io import write_video
 from video2reward.video.sampling import TripletSampler
+from video2reward.video.window_sampling import WindowSampler
 
 HEADS = {  # kind -> (head on an encoder, its training sampler), as in tests/rewards/
     "progress": (lambda enc: ProgressHead(enc, ProgressConfig(hidden=64, motion_gap=2)),
@@ -45,6 +47,8 @@ HEADS = {  # kind -> (head on an encoder, its training sampler), as in tests/rew
                           lambda d: ClipSampler(d, frames_per_video=8, videos_per_batch=4)),
     "success": (lambda enc: SuccessHead(enc, SuccessConfig(hidden=64)),
                 lambda d: ClipSampler(d, [], frames_per_video=8, videos_per_batch=4)),
+    "temporal": (lambda enc: TemporalProgressHead(enc, TemporalConfig(context=4, width=16, heads=2, hidden=64)),
+                 lambda d: WindowSampler(d, context=4, windows_per_clip=4, videos_per_batch=4)),
 }
 FAST = dict(batch_size=32, frames_per_video=8, warmup_steps=10, threads=1, checkpoint_every=1000)
 
@@ -147,7 +151,7 @@ def test_distilled_student_agrees_with_its_teacher(progress_teacher: Path, video
     assert len(rewards.mu) == 20 and rewards.fps == pytest.approx(10)
 
 
-@pytest.mark.parametrize("kind", ["rank", "temporal-distance", "success", "goal-distance"])
+@pytest.mark.parametrize("kind", ["rank", "temporal-distance", "success", "goal-distance", "temporal"])
 def test_other_heads_distil(kind: str, videos: Path, tmp_path: Path) -> None:
     """A short run: the student reads its teacher's rewards on the same frames better than chance."""
     teacher = tiny_teacher(kind, steps=100)

@@ -53,13 +53,15 @@ def trained() -> RewardModel:
     return model
 
 
-def score_exported(scorer, frames: np.ndarray, gap: int) -> np.ndarray:
+def score_exported(scorer, frames: np.ndarray, gap: int, context: int = 1) -> np.ndarray:
     """Per-frame rewards through the exported interface, as its docstring tells a deployment to call it."""
     x = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255
     with torch.inference_mode():
         initial = scorer.embed(x[:1])[0]
         z = scorer.embed(x)
         previous = z[(torch.arange(len(x)) - gap).clamp(min=0)]  # frame t - gap, the first frame before that
+        if context > 1:  # a temporal head: frames t-K+1 .. t-1, the first frame before that, (B, K-1, D)
+            previous = z[(torch.arange(len(x))[:, None] + torch.arange(1 - context, 0)).clamp(min=0)]
         mu, _, _ = scorer(x, initial, scorer.goal, previous)
     return mu.numpy()
 
@@ -78,8 +80,8 @@ def test_torchscript_equals_eager(kind: str, encoder: str, tmp_path: Path) -> No
             for got, expected in zip(scripted(*inputs), eager(*inputs)):
                 torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
     frames = moving_square(15, 32)
-    np.testing.assert_allclose(score_exported(scripted, frames, model.motion_gap), model.score(frames).mu,
-                               atol=1e-5)
+    np.testing.assert_allclose(score_exported(scripted, frames, model.motion_gap, model.context),
+                               model.score(frames).mu, atol=1e-5)
     extra = {"v2r.json": ""}
     torch.jit.load(str(tmp_path / "m.pt"), _extra_files=extra)
     info = json.loads(extra["v2r.json"])
@@ -131,3 +133,21 @@ def test_a_torchscript_file_is_never_loaded_as_a_model(trained: RewardModel, tmp
     export_model(trained, folder / "model.pt")
     with pytest.raises(ModelFileError, match="never"):
         video2reward.load(folder)
+
+
+@pytest.mark.parametrize("sequence", ["transformer", "ssm"])
+def test_temporal_heads_export_with_their_rolling_context(sequence: str, tmp_path: Path) -> None:
+    """(the default frame stack is exported in test_torchscript_equals_eager) previous is (B, K-1, D) for them."""
+    from video2reward.rewards.temporal import TemporalConfig, TemporalProgressHead
+
+    torch.manual_seed(0)
+    enc = build_encoder("cnn", 32, channels=(8, 16), dim=16)
+    head = TemporalProgressHead(enc, TemporalConfig(context=5, sequence=sequence))
+    head.goal.normal_()
+    model = RewardModel(head, {"head": "temporal", "image_size": 32, "head_config": head_config_dict(head),
+                               "encoder": {"name": "cnn", "config": asdict(enc.config)}})
+    meta = export_model(model, tmp_path / "m.pt")
+    assert meta["context"] == 5 and "(B,K-1,D)" in meta["inputs"] and max(meta["max_abs_diff"].values()) <= 1e-5
+    scripted = torch.jit.load(str(tmp_path / "m.pt"))
+    frames = moving_square(13, 32)
+    np.testing.assert_allclose(score_exported(scripted, frames, 0, 5), model.score(frames).mu, atol=1e-5)

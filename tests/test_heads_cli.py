@@ -13,7 +13,7 @@ from video2reward.config import HEADS, NEGATIVE_HEADS
 from video2reward.video.io import read_frames, write_video
 
 TINY = ["--steps", "6", "--image-size", "32", "--batch-size", "32", "--frames-per-video", "8", "--warmup-steps",
-        "2", "--triplets-per-video", "8", "--threads", "1", "--quiet"]
+        "2", "--triplets-per-video", "8", "--threads", "1", "--pretrain", "none", "--quiet"]
 
 
 @pytest.fixture(scope="module")

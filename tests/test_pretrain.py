@@ -17,7 +17,7 @@ from video2reward.pretrain import pretrain_encoder
 
 TINY = ["--steps", "12", "--image-size", "32", "--batch-size", "16", "--frames-per-video", "4",
         "--warmup-steps", "2", "--quiet"]
-TINY_TRAIN = ["--steps", "40", "--batch-size", "32", "--frames-per-video", "8", "--warmup-steps", "5", "--quiet"]
+TINY_TRAIN = ["--steps", "40", "--batch-size", "32", "--frames-per-video", "8", "--warmup-steps", "5", "--pretrain", "none", "--quiet"]
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +63,26 @@ def test_pretrained_encoder_trains_a_reward_model_frozen_and_fine_tuned(data: Pa
 def test_freeze_without_a_pretrained_encoder_is_a_clear_error(data: Path, tmp_path: Path, capsys) -> None:
     assert main(["train", str(data / "train"), "--freeze", "--out", str(tmp_path / "m"), *TINY_TRAIN]) == 2
     assert "--freeze needs a pretrained --encoder" in capsys.readouterr().err
+
+
+def test_train_pretrains_its_fresh_encoder_as_v2r_pretrain_would(data: Path, tmp_path: Path) -> None:
+    """`v2r train --pretrain rotation` (the default) = `v2r pretrain --method rotation` + `v2r train --encoder`:
+    with --freeze the model's encoder is bit-for-bit the one `v2r pretrain` makes with the same seed and steps."""
+    assert main(["pretrain", str(data / "train"), "--method", "rotation", "--steps", "6", "--image-size", "32",
+                 "--threads", "1", "--out", str(tmp_path / "enc"), "--quiet"]) == 0
+    separate, _ = load_encoder(tmp_path / "enc")
+    model = tmp_path / "m"
+    assert main(["train", str(data / "train"), "--pretrain", "rotation", "--pretrain-steps", "6", "--freeze",
+                 "--image-size", "32", "--threads", "1", "--out", str(model),
+                 *[a for a in TINY_TRAIN if a not in ("--pretrain", "none")]]) == 0
+    config = json.loads((model / "config.json").read_text())
+    assert config["encoder"]["pretrained_with"]["method"] == "rotation"
+    assert config["encoder"]["frozen"] is True
+    assert not (model / "pretrain").exists()  # the intermediate encoder folder is removed once the model is saved
+    from video2reward.model_files import load_tensors
+    weights = load_tensors(model / "model.safetensors")
+    for name, value in separate.state_dict().items():
+        assert torch.equal(weights[f"encoder.{name}"], value), name
 
 
 def test_option_of_another_method_is_refused(data: Path, tmp_path: Path, capsys) -> None:

@@ -9,6 +9,8 @@ DESCRIPTION = """v2r: videos of a task in, a dense reward function out.
     v2r train data/pendulum/train --out models/pendulum
     v2r score models/pendulum data/pendulum/test_expert --out rewards.jsonl --plot plots/
     v2r eval models/pendulum data/pendulum     # VOC / AUROC / dense-reward correlation
+    v2r report models/pendulum data/pendulum/test_expert data/pendulum/test_fail --out report/  # HTML page
+    torchrun --nproc_per_node 4 -m video2reward.cli train ...   # DistributedDataParallel (also pretrain)
     v2r train data/pendulum/train --head success --negatives failed_videos/ --out models/pendulum-success
 
     v2r pretrain data/pendulum/train --method dino --out encoders/pendulum-dino   # self-supervised encoder
@@ -31,6 +33,7 @@ from pathlib import Path
 
 import torch
 
+from video2reward import distributed, help_examples
 from video2reward.config import PretrainConfig, RLConfig, TrainConfig, add_config_arguments, config_from_args
 from video2reward.errors import ConfigError, V2RError
 
@@ -44,23 +47,49 @@ def _print_skipped(skipped: list[tuple[str, str]]) -> None:
             print(f"  {reason}", file=sys.stderr)
 
 
+JSON_HELP = ("print the results as one JSON line on stdout instead of the text summary, for scripts (implies "
+             "--quiet; an error is {\"error\": ...} with exit status 2)")
+
+
+def _print_json(args: argparse.Namespace, summary: dict) -> bool:
+    """With --json: `summary` as one JSON line (NaN as null); returns whether it printed."""
+    if not getattr(args, "json", False):
+        return False
+    clean = {k: (None if isinstance(v, float) and v != v else v) for k, v in summary.items()}
+    print(json.dumps({"command": args.command, **clean}))
+    return True
+
+
+def _skipped_json(skipped: list[tuple[str, str]]) -> list[dict[str, str]]:
+    return [{"video": video, "reason": reason} for video, reason in skipped]
+
+
 def cmd_demo_data(args: argparse.Namespace) -> None:
     from video2reward.demo import generate_demo_data
 
     folders = generate_demo_data(Path(args.out), tasks=args.tasks, seed=args.seed, n_train=args.n_train,
                                  n_test_expert=args.n_test_expert, n_test_fail=args.n_test_fail,
-                                 n_test_partial=args.n_test_partial, progress=not args.quiet)
+                                 n_test_partial=args.n_test_partial, progress=not args.quiet,
+                                 camera_shift=args.camera_shift)
+    cam = ", test_cam/" if args.camera_shift else ""
     for task, folder in folders.items():
-        print(f"{task}: {folder}  (train/, test_expert/, test_fail/, test_partial/, labels.json)")
+        print(f"{task}: {folder}  (train/, test_expert/, test_fail/, test_partial/{cam}, labels.json)")
 
 
 def cmd_train(args: argparse.Namespace) -> None:
     from video2reward.train import train_reward_model
 
     config = config_from_args(TrainConfig, args)
-    result = train_reward_model(args.dirs, args.out, config, resume=args.resume, skip_bad=args.skip_bad,
-                                progress=not args.quiet)
+    with distributed.session(config.device):  # torchrun: one process group for the run (else nothing)
+        result = train_reward_model(args.dirs, args.out, config, resume=args.resume, skip_bad=args.skip_bad,
+                                    progress=not args.quiet and distributed.is_main())
+        if not distributed.is_main():  # rank 0 prints for the run
+            return
     _print_skipped(result.skipped)
+    if _print_json(args, {"out": str(args.out), "model": result.model.describe(), "videos": result.num_videos,
+                          "frames": result.num_frames, "seconds": result.seconds, "metrics": result.metrics,
+                          "skipped": _skipped_json(result.skipped), "warnings": list(result.warnings)}):
+        return
     metrics = ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items())
     print(f"trained {result.model.describe()} on {result.num_videos} videos ({result.num_frames} frames) "
           f"in {result.seconds:.1f} s; {metrics}")
@@ -73,13 +102,43 @@ def cmd_score(args: argparse.Namespace) -> None:
     import video2reward
     from video2reward.scoring import score_to_jsonl
 
-    model = video2reward.load(args.model, device=args.device)
+    if args.workers < 0:
+        raise ConfigError(f"--workers {args.workers}: give 0 (decode in this process) or more")
+    model = video2reward.load(args.model, device=args.device, precision=args.precision)
+    if args.relative:  # relative goal progress to the --goal image, in the encoder's features (no head)
+        from video2reward.relative_reward import relative_to_jsonl
+
+        if not args.goal:
+            raise ConfigError("--relative needs --goal IMAGE: a picture of the task done, taken with this camera")
+        count = relative_to_jsonl(model, args.paths, args.goal, args.out)
+        print(f"scored {count} videos (relative goal progress to {args.goal}) -> {args.out}")
+        return
     goal = model.goal_from_image(args.goal) if args.goal else None
     report = score_to_jsonl(model, args.paths, args.out, goal=goal, skip_bad=args.skip_bad,
-                            plot_dir=args.plot, progress=not args.quiet)
+                            plot_dir=args.plot, progress=not args.quiet, workers=args.workers)
     _print_skipped(report.skipped)
+    if _print_json(args, {"out": str(args.out), "videos": len(report.videos), "frames": report.frames,
+                          "frames_per_second": report.frames_per_second, "plots": args.plot,
+                          "skipped": _skipped_json(report.skipped)}):
+        return
     print(f"scored {len(report.videos)} videos, {report.frames} frames at {report.frames_per_second:.0f} "
           f"frames/s -> {args.out}" + (f"; plots in {args.plot}" if args.plot else ""))
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    import video2reward
+    from video2reward.report import write_report
+
+    if args.workers < 0:
+        raise ConfigError(f"--workers {args.workers}: give 0 (decode in this process) or more")
+    model = video2reward.load(args.model, device=args.device, precision=args.precision)
+    result = write_report(model, args.model, args.videos, args.out, labels=args.labels, width=args.width,
+                          quality=args.quality, skip_bad=args.skip_bad, workers=args.workers, progress=not args.quiet)
+    _print_skipped(result.skipped)
+    if result.eval is not None:
+        print(result.eval.table())
+    size = f"{result.bytes / 1e6:.1f} MB" if result.bytes >= 1e6 else f"{result.bytes / 1e3:.0f} kB"
+    print(f"wrote {result.path} ({result.videos} videos, {size}): open it in a browser")
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
@@ -96,6 +155,8 @@ def cmd_eval(args: argparse.Namespace) -> None:
     write_json(out, {"model": str(args.model), "data": str(args.data), **json.loads(result.to_json())})
     if args.plot:
         plot_eval_summary(Path(args.plot), result, expert, failed)
+    if _print_json(args, {"out": str(out), "plot": args.plot, **json.loads(result.to_json())}):
+        return
     print(result.table())
     print(f"wrote {out}" + (f" and {args.plot}" if args.plot else ""))
 
@@ -120,8 +181,14 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
     from video2reward.pretrain import pretrain_encoder
 
     config = config_from_args(PretrainConfig, args)
-    result = pretrain_encoder(args.dirs, args.out, config, _method_options(args), resume=args.resume,
-                              skip_bad=args.skip_bad, progress=not args.quiet)
+    with distributed.session(config.device):  # torchrun: one process group for the run (else nothing)
+        if not args.dirs and not args.views:
+            raise ConfigError("give the video folders (DIR ...) or, for multi-view TCN, --views DIR1 DIR2 ...")
+        result = pretrain_encoder(args.dirs, args.out, config, _method_options(args), resume=args.resume,
+                                  skip_bad=args.skip_bad, progress=not args.quiet and distributed.is_main(),
+                                  views=args.views or ())
+        if not distributed.is_main():  # rank 0 prints for the run
+            return
     _print_skipped(result.skipped)
     metrics = ", ".join(f"{k} {v:.4f}" for k, v in result.metrics.items())
     print(f"pretrained a {config.encoder} encoder with {config.method} on {result.num_videos} videos "
@@ -194,8 +261,12 @@ def cmd_export(args: argparse.Namespace) -> None:
              "max |exported - eager| " + ", ".join(f"{k} {v:.2g}" for k, v in diff.items()))
     print(f"wrote {args.out}: {args.format}{' int8' if args.quantize == 'int8' else ''} scorer of a "
           f"{model.describe()}; {check}")
-    print("inputs: frames (B,3,S,S) float in [0,1], initial (D,), goal (D,), previous (B,D) -> mu (B,), sigma (B,), "
-          f"z (B,D); S={meta['image_size']}, D={meta['dim']}, motion_gap={meta['motion_gap']}")
+    context = int(meta.get("context", 1))  # a temporal head reads each frame with its K-1 predecessors
+    previous, reads = ("(B,D)", f"motion_gap={meta['motion_gap']}")
+    if context > 1:
+        previous, reads = "(B,K-1,D)", f"context K={context}"
+    print(f"inputs: frames (B,3,S,S) float in [0,1], initial (D,), goal (D,), previous {previous} -> mu (B,), "
+          f"sigma (B,), z (B,D); S={meta['image_size']}, D={meta['dim']}, {reads}")
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
@@ -226,6 +297,15 @@ def _add_method_options(parser: argparse.ArgumentParser) -> None:
                 group.add_argument(flag, dest=dest, type=kind, default=argparse.SUPPRESS, help=help_text)
 
 
+def _add_scoring_options(parser: argparse.ArgumentParser) -> None:
+    from video2reward.precision import PRECISION_HELP, PRECISIONS
+
+    parser.add_argument("--workers", type=int, default=0, help="decode and resize videos in this many worker "
+                        "processes while the model runs in this one, so decoding overlaps the model (same rewards); 0 = "
+                        "decode here (default: 0)")
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS, help=f"{PRECISION_HELP} (default: auto)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from video2reward.demo import DEMO_TASKS
     from video2reward.demo.experts import PARTIAL_FRACTION, TASKS  # TASKS: DEMO_TASKS and the Meta-World tasks
@@ -235,7 +315,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, help_text: str, func) -> argparse.ArgumentParser:
-        p = sub.add_parser(name, help=help_text, description=help_text, epilog=EPILOG)
+        p = sub.add_parser(name, help=help_text, description=help_examples.description(help_text),
+                           epilog=help_examples.epilog(name, EPILOG),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)  # keeps the examples' lines
         p.add_argument("--quiet", action="store_true", help="no progress bars")
         p.set_defaults(func=func)
         return p
@@ -249,7 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("demo-data", "write scripted expert, failed and near-miss videos of demo tasks: OUT/<task>/{train,"
             "test_expert,test_fail,test_partial}/*.mp4 + labels.json (success flags and the environment's dense "
-            "signal per frame)",
+            "signal per frame), and OUT/<task>/test_cam/ (the same seen from cameras the other splits never use)",
             cmd_demo_data)
     p.add_argument("out", help="output folder")
     p.add_argument("--tasks", nargs="+", default=list(DEMO_TASKS), choices=list(TASKS), help="demo tasks")
@@ -260,8 +342,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-test-partial", type=int, default=None, help="near misses in test_partial/: the expert for "
                    f"{PARTIAL_FRACTION[0]:.0%}-{PARTIAL_FRACTION[1]:.0%} of its length, then idle, never succeeding "
                    "(default: as many as --n-test-fail)".replace("%", "%%"))
+    p.add_argument("--camera-shift", action=argparse.BooleanOptionalAction, default=True,
+                   help="also write OUT/<task>/test_cam/: as many expert and failed videos as test_expert/ and "
+                   "test_fail/, seen from views the other splits never use (Meta-World: other corner cameras and "
+                   "a moved training camera; classic control: another crop, colours, background or resolution), "
+                   "with their own labels.json and one goal image per view; the other splits are unchanged "
+                   "(default: on)")
 
     p = add("train", "train a reward model: every video under DIR... is one successful demonstration", cmd_train)
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.add_argument("dirs", nargs="+", metavar="DIR", help="video files or folders (searched recursively)")
     p.add_argument("--out", required=True, help="model folder to write (model.safetensors + config.json)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from OUT/checkpoint")
@@ -270,7 +359,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("pretrain", "learn a frame encoder from unlabelled videos with a self-supervised objective; "
             "save it for `v2r train --encoder`", cmd_pretrain)
-    p.add_argument("dirs", nargs="+", metavar="DIR", help="video files or folders (searched recursively)")
+    p.add_argument("dirs", nargs="*", metavar="DIR", help="video files or folders (searched recursively)")
+    p.add_argument("--views", nargs="+", metavar="DIR", help="instead of DIR...: two or more folders of the same "
+                   "episodes filmed by other cameras, matched by file name (synchronised: frame t of one is the "
+                   "moment of frame t of the others); with --method tcn, multi-view TCN makes one moment seen by two "
+                   "cameras agree (video/multiview.py)")
     p.add_argument("--out", required=True, help="encoder folder to write (encoder.safetensors + config.json)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from OUT/checkpoint")
     p.add_argument("--skip-bad", action="store_true", help="skip videos that fail to decode and list them")
@@ -324,17 +417,40 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("score", "write per-frame rewards of videos as JSONL: {\"video\", \"rewards\", \"sigma\", \"fps\"} "
             "(+ \"success_prob\" for a --head success model)",
             cmd_score)
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.add_argument("model", help="model folder from `v2r train`")
     p.add_argument("paths", nargs="+", metavar="PATH", help="video files or folders of them")
     p.add_argument("--out", required=True, help="JSONL file to write, one line per video")
     p.add_argument("--plot", metavar="DIR", help="also write one PNG per video: reward curve + frame strip")
     p.add_argument("--goal", metavar="IMAGE", help="goal image (or video: its last frame) seen from the scoring "
                    "camera; default: the demonstrations' final frames")
+    p.add_argument("--relative", action="store_true", help="with --goal: reward = relative goal progress 1 - "
+                   "d_t / d_0, d_t the distance of frame t's encoder features to the goal image's (0 at the video's "
+                   "first frame, 1 at the goal; no head): for a camera the demonstrations did not use, with a model "
+                   "trained with --view-augment (see the README's camera-shift table); writes video, rewards, fps")
     p.add_argument("--skip-bad", action="store_true", help="skip videos that fail to decode and list them")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
+    _add_scoring_options(p)
+
+    p = add("report", "write OUT/index.html, one self-contained page: every video playing next to its reward curve "
+            "(sigma band, success probability) with a cursor that follows playback, and the evaluation table when "
+            "the videos come with a labels.json", cmd_report)
+    p.add_argument("model", help="model folder from `v2r train`")
+    p.add_argument("videos", nargs="+", metavar="VIDEO", help="video files or folders of them")
+    p.add_argument("--out", required=True, help="folder to write index.html into")
+    p.add_argument("--labels", help="labels.json (or its folder) for the evaluation table and the dense signal; "
+                   "default: a labels.json in a given folder or one or two levels above a given path")
+    p.add_argument("--width", type=int, default=320, help="width in pixels of the embedded videos (re-encoded "
+                   "small so the page stays light; default: 320)")
+    p.add_argument("--quality", type=int, default=30, help="crf of the embedded videos: lower is sharper and larger "
+                   "(default: 30)")
+    p.add_argument("--skip-bad", action="store_true", help="skip videos that fail to decode and list them")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    _add_scoring_options(p)
 
     p = add("eval", "VOC, success AUROC and dense-reward correlation on DATA_DIR/{test_expert,test_fail}; "
             "near-miss AUROC (expert vs DATA_DIR/test_partial) where that folder exists", cmd_eval)
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.add_argument("model", help="model folder from `v2r train`")
     p.add_argument("data", help="folder with test_expert/ and test_fail/ (and optionally test_partial/ and "
                    "labels.json)")
@@ -347,10 +463,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "json", False):
+        args.quiet = True
     try:
         args.func(args)
     except V2RError as exc:
-        print(f"v2r {args.command}: error: {exc}", file=sys.stderr)
+        _print_json(args, {"error": str(exc)})
+        where = f" (rank {os.environ.get('RANK')})" if distributed.launched_by_torchrun() else ""  # group is gone
+        print(f"v2r {args.command}{where}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"v2r {args.command}: interrupted", file=sys.stderr)

@@ -10,8 +10,11 @@ from typing import Any, get_args, get_origin
 
 import torch
 
-HEADS = ("progress", "progress+rank", "rank", "goal-distance", "temporal-distance", "success", "pixel-ridge")
-NEGATIVE_HEADS = ("progress", "progress+rank", "rank", "success")  # the heads that learn from --negatives
+from video2reward.precision import PRECISION_HELP, PRECISIONS
+
+HEADS = ("progress", "progress+rank", "temporal", "rank", "goal-distance", "temporal-distance", "success",
+         "pixel-ridge")
+NEGATIVE_HEADS = ("progress", "progress+rank", "temporal", "rank", "success")  # the heads that learn from --negatives
 PRETRAIN_METHODS = ("simclr", "dcl", "moco", "dino", "mae", "tcn", "rotation")
 
 
@@ -25,7 +28,8 @@ class TrainConfig:
 
     head: str = _help("progress", "reward head: 'progress' (Video2Reward goal-conditioned progress, a Normal "
                       "trained with KL), 'progress+rank' (the mean of a progress and a rank head, each on its own encoder "
-                      "with half the --steps: one reads a frame in context, the other alone), 'rank' (Rank2Reward: later frames outrank earlier ones, Bradley-Terry), "
+                      "with half the --steps: one reads a frame in context, the other alone), 'temporal' (progress read from the "
+                      "last --context frames by a causal --sequence model: sees motion, not just pose), 'rank' (Rank2Reward: later frames outrank earlier ones, Bradley-Terry), "
                       "'goal-distance' (VIP: distance to the goal in an embedding trained with the value-implicit "
                       "objective), 'temporal-distance' (TimeRewarder: the time gap between two frames as a "
                       "distribution over bins; reward = the gap from the first frame), 'success' (a detector of "
@@ -44,12 +48,19 @@ class TrainConfig:
                          "`v2r probe --help`); a pretrained folder or file sets the frame size")
     freeze: bool = _help(False, "keep a pretrained --encoder's weights (and BatchNorm statistics) fixed and train "
                          "only the head (faster; needs features that already order time: check with `v2r probe`)")
+    pretrain: str = _help("rotation", "self-supervised pretraining of a fresh cnn/vit --encoder on the same videos "
+                          "before the head is trained on it (fine-tuned, or fixed with --freeze), as `v2r pretrain "
+                          "--method M` would: 'rotation' (the default: it won the reward-quality table, see the README) "
+                          "or another method of `v2r pretrain`; 'none' starts the head from a random encoder. Ignored "
+                          "for an --encoder that is already pretrained (a folder, a file, efficientnet-lite0) and "
+                          "for pixel-ridge", choices=("none", *PRETRAIN_METHODS))
+    pretrain_steps: int = _help(600, "gradient steps of --pretrain (v2r pretrain's default)")
     image_size: int = _help(64, "frames are made square and resized to this many pixels")
     frame_fit: str = _help("pad", "how a non-square frame becomes square: 'pad' keeps the whole frame (black "
                            "letterbox bars), 'crop' keeps the centered square (loses the sides: a goal at the "
                            "edge of a wide frame disappears), 'stretch' resizes each side on its own",
                            choices=("pad", "crop", "stretch"))
-    steps: int = _help(2000, "gradient steps of the learned heads")
+    steps: int = _help(1000, "gradient steps of the learned heads (after --pretrain)")
     batch_size: int = _help(128, "demonstration frames encoded per step; every step forms many (initial, current, "
                             "goal) triplets (progress), frame pairs (rank, temporal-distance) or VIP quadruples "
                             "(goal-distance) from them, so features are computed once and shared")
@@ -78,7 +89,23 @@ class TrainConfig:
                                     "the positives (the task done); earlier ones and failed videos are negatives")
     vip_gamma: float = _help(0.98, "goal-distance: discount gamma of the VIP value-implicit objective")
     time_bins: int = _help(21, "temporal-distance: bins of the signed normalised time gap on [-1, 1]")
+    context: int = _help(8, "temporal: frames the head reads per reward, the current one and its K-1 predecessors "
+                         "(frames before a video's first are its first frame, so every frame gets a reward); the "
+                         "reward at frame t uses frames t-K+1 .. t only")
+    sequence: str = _help("stack", "temporal: the causal sequence model over the --context window: 'stack' (the K "
+                          "embeddings side by side into an MLP: DQN's frame stack; the default: as good as or better "
+                          "than the others on every demo task, see the README), 'transformer' (causal "
+                          "self-attention) or 'ssm' (a diagonal selective state-space layer, S4/Mamba-style)",
+                          choices=("stack", "transformer", "ssm"))
+    speed_min: float = _help(0.5, "temporal: training windows are played at a speed drawn log-uniformly from "
+                             "[speed_min, speed_max] (frame-skip augmentation: 2 = every second frame), so a slower "
+                             "or faster demonstrator is not punished")
+    speed_max: float = _help(2.0, "temporal: the fastest training playback speed (see --speed-min)")
     augment: bool = _help(True, "random shift, color jitter and noise on training frames")
+    view_augment: bool = _help(False, "with --augment: strong camera-move augmentation instead (random resized "
+                               "crop, rotation, shear, perspective, flips, colour and hue, blur; "
+                               "video/view_augment.py), for rewards scored from another camera than the "
+                               "demonstrations'; also applied to --pretrain. See the README's camera-shift table")
     max_frames_per_video: int = _help(400, "longer demonstrations are subsampled evenly to this many frames "
                                       "(progress is normalised time, so this keeps labels exact)")
     ensemble: int = _help(1, "train this many heads from seeds seed, seed+1, ... and average them: the members' "
@@ -86,6 +113,7 @@ class TrainConfig:
                           "score`, added into sigma); K times the training and scoring time")
     seed: int = _help(0, "seed for sampling, augmentation and initialisation (runs are reproducible)")
     device: str = _help("auto", "'cpu', 'cuda' or 'auto' (cuda when available)")
+    precision: str = _help("auto", PRECISION_HELP, choices=PRECISIONS)
     threads: int = _help(0, "torch CPU threads; 0 = torch's default (all cores)")
     checkpoint_every: int = _help(500, "write a resumable checkpoint every this many steps")
     pca_components: int = _help(32, "pixel-ridge: principal components of the downscaled pixels")
@@ -109,8 +137,12 @@ class PretrainConfig:
     weight_decay: float = _help(0.05, "AdamW weight decay")
     warmup_steps: int = _help(100, "linear learning-rate warm-up steps")
     max_frames_per_video: int = _help(400, "longer videos are subsampled evenly to this many frames")
+    view_augment: bool = _help(False, "strong camera-move augmentation of every sampled frame before the "
+                               "method's own views (random resized crop, rotation, shear, perspective, flips, colour "
+                               "and hue, blur; video/view_augment.py): features that survive a camera move")
     seed: int = _help(0, "seed for sampling, augmentation and initialisation (runs are reproducible)")
     device: str = _help("auto", "'cpu', 'cuda' or 'auto' (cuda when available)")
+    precision: str = _help("auto", PRECISION_HELP, choices=PRECISIONS)
     threads: int = _help(0, "torch CPU threads; 0 = torch's default (all cores)")
     checkpoint_every: int = _help(250, "write a resumable checkpoint every this many steps")
 

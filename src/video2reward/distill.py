@@ -10,7 +10,8 @@ frame, its motion partner `motion_gap` frames earlier, and the goal. The teacher
 student's goal is, as after `v2r train`, the mean of its own embedding of the demonstrations' last frames,
 recomputed every step (with gradient) and stored at the end. Loss per head:
 
-    progress           KL(N(mu_t, sigma_t) || N(mu_s, sigma_s))       the teacher's whole Normal, not just mu
+    progress, temporal KL(N(mu_t, sigma_t) || N(mu_s, sigma_s))       the teacher's whole Normal, not just mu
+                       (temporal: each frame with its K-1 predecessors, the window scoring reads)
     temporal-distance  T^2 KL(softmax(l_t / T) || softmax(l_s / T))   over the gap bins of (first frame, frame)
     rank, success      T^2 KL(Bern(sigmoid(l_t / T)) || Bern(sigmoid(l_s / T)))   on the reward's logit
     goal-distance      (mu_s - mu_t)^2                                 the normalised distance to the goal
@@ -57,7 +58,8 @@ class DistillBatch:
     frames: torch.Tensor  # (N, 3, S, S) float in [0, 1] at the student's size
     initial: torch.Tensor  # (K,) long: the video's first frame, for each current frame
     current: torch.Tensor  # (K,) long
-    previous: torch.Tensor  # (K,) long: the motion partner (= current without a motion gap)
+    previous: torch.Tensor  # (K,) long: the motion partner (= current without a motion gap); a temporal
+    # teacher: (K, C-1) long, each frame's C-1 predecessors (its window of C frames), oldest first
     goal_frames: torch.Tensor  # (G, 3, S, S) float: demonstrations' last frames (the student's goal)
     target: torch.Tensor  # (K,) teacher mu (progress, goal-distance) or logit (rank, success); (K, bins) logits
     target_sigma: torch.Tensor = field(default_factory=lambda: torch.zeros(0))  # (K,) progress only
@@ -69,7 +71,7 @@ class DistillBatch:
 def teacher_targets(head: nn.Module, kind: str, z: torch.Tensor, initial: torch.Tensor, current: torch.Tensor,
                     previous: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The teacher's outputs on features z: (target, target_sigma) as DistillBatch holds them."""
-    if kind == "progress" or kind in COMBINED_HEADS:  # a combined head: the Normal of its members' mean
+    if kind in ("progress", "temporal") or kind in COMBINED_HEADS:  # combined: the Normal of its members' mean
         return head.predict(z[current], z[initial], None, z[previous])
     if kind == "goal-distance":
         return head.predict(z[current], z[initial])[0], torch.zeros(0)
@@ -90,6 +92,7 @@ class DistillSampler:
         self.videos, self.goal_frames, self.config = videos, goal_frames, config
         self.videos_per_batch = max(1, config.batch_size // config.frames_per_video)
         self.gap, self.size = teacher.motion_gap, student_size
+        self.before = teacher.context - 1  # a temporal teacher reads each frame with its K-1 predecessors
         self.augment = FrameAugment()
 
     def to_student_size(self, frames: torch.Tensor) -> torch.Tensor:
@@ -106,13 +109,19 @@ class DistillSampler:
             idx = [torch.zeros(1, dtype=torch.long), cur]
             if self.gap > 0:
                 idx.append(motion_partners(video.times, cur, self.gap))
+            elif self.before > 0:  # frames t-K+1 .. t-1 of each frame t (the first frame before it), (n, K-1)
+                idx.append(torch.stack([motion_partners(video.times, cur, k) for k in range(self.before, 0, -1)],
+                                       dim=1).flatten())
             chunk = video.frames[torch.cat(idx)].float().div_(255.0)  # (1 + n [+ n], 3, S, S)
             if torch.rand((), generator=generator) < self.config.augment_fraction:
                 chunk = self.augment(chunk, generator)
             frames.append(chunk)
             initial.append(torch.full((n,), offset))
             current.append(offset + 1 + torch.arange(n))
-            previous.append(offset + 1 + (n if self.gap > 0 else 0) + torch.arange(n))
+            if self.before > 0:
+                previous.append(offset + 1 + n + torch.arange(n * self.before).view(n, self.before))
+            else:
+                previous.append(offset + 1 + (n if self.gap > 0 else 0) + torch.arange(n))
             offset += chunk.shape[0]
         x, init, cur, prev = torch.cat(frames), torch.cat(initial), torch.cat(current), torch.cat(previous)
         with torch.no_grad():
@@ -143,10 +152,10 @@ class DistillLoss(nn.Module):
         head, t = self.student, self.t
         z = head.embed(batch.frames)
         cur, init, prev = z[batch.current], z[batch.initial], z[batch.previous]
-        if self.kind in ("progress", "goal-distance"):
+        if self.kind in ("progress", "temporal", "goal-distance"):
             goal = head.embed(batch.goal_frames).mean(dim=0)  # what set_goal will store
             mu, sigma = head.predict(cur, init, goal, prev)
-            if self.kind == "progress":  # KL(N(mu_t, sigma_t) || N(mu_s, sigma_s))
+            if self.kind != "goal-distance":  # KL(N(mu_t, sigma_t) || N(mu_s, sigma_s))
                 loss = normal_kl(batch.target, batch.target_sigma, mu, sigma).mean()
             else:
                 loss = (mu - batch.target).pow(2).mean()

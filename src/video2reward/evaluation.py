@@ -160,11 +160,20 @@ class EvalResult:
     last_k: int = 5
     auroc_near_miss: float = float("nan")
     n_partial: int = 0
+    # test_cam/ (the same kinds of videos seen from views training never used; see demo/camera_shift.py): VOC,
+    # success AUROC and dense Spearman there with the model's own goal, and VOC with each view's goal image
+    voc_cam: float = float("nan")
+    auroc_cam: float = float("nan")
+    dense_cam: float | None = None
+    voc_cam_goal: float = float("nan")
+    voc_cam_relative: float = float("nan")  # relative goal progress to each view's goal image (relative_reward.py)
+    n_cam: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict, NaN replaced by None (strict JSON has no NaN)."""
         d = asdict(self)
-        for key in ("voc", "auroc", "dense_spearman", "auroc_near_miss"):
+        for key in ("voc", "auroc", "dense_spearman", "auroc_near_miss", "voc_cam", "auroc_cam", "dense_cam",
+                    "voc_cam_goal", "voc_cam_relative"):
             d[key] = _nan_to_none(d[key])
         d["per_video"] = [{k: _nan_to_none(v) for k, v in row.items()} for row in d["per_video"]]
         return d
@@ -188,6 +197,12 @@ class EvalResult:
             last_k=int(d.get("last_k", 5)),
             auroc_near_miss=_none_to_nan(d.get("auroc_near_miss")),  # absent in results written before it
             n_partial=int(d.get("n_partial", 0)),
+            voc_cam=_none_to_nan(d.get("voc_cam")),  # the test_cam fields: absent in results written before them
+            auroc_cam=_none_to_nan(d.get("auroc_cam")),
+            dense_cam=None if d.get("dense_cam") is None else float(d["dense_cam"]),
+            voc_cam_goal=_none_to_nan(d.get("voc_cam_goal")),
+            voc_cam_relative=_none_to_nan(d.get("voc_cam_relative")),
+            n_cam=int(d.get("n_cam", 0)),
         )
 
     def table(self) -> str:
@@ -204,6 +219,14 @@ class EvalResult:
             ("videos", f"{self.n_expert} expert, {self.n_failed} failed"
                        + (f", {self.n_partial} near miss" if self.n_partial else "")),
         ]
+        if self.n_cam:  # test_cam/: other cameras
+            summary[-1:-1] = [
+                ("VOC, other cameras (test_cam)", fmt(self.voc_cam)),
+                ("  with each camera's goal image", fmt(self.voc_cam_goal, "n/a (no goal images or goal-free head)")),
+                ("  relative progress to that image", fmt(self.voc_cam_relative, "n/a (no goal images or encoder)")),
+                ("success AUROC, other cameras", fmt(self.auroc_cam)),
+                ("dense Spearman, other cameras", fmt(self.dense_cam, "n/a (no labels)")),
+            ]
         width = max(len(k) for k, _ in summary)
         lines = [f"{k.ljust(width)}  {v}" for k, v in summary]
         if self.per_video:

@@ -12,11 +12,14 @@ The exported module (TorchScript: `torch.jit.load(FILE)`; ONNX: inputs and outpu
         initial   (D,) features of the episode's first frame:   z0 = scorer.embed(first_frame[None])[0]
         goal      (D,) goal features; the model's stored goal is  scorer.goal  (TorchScript) / the metadata
         previous  (B, D) features of each frame's motion partner, motion_gap frames earlier (the initial
-                  frame's features for the first motion_gap frames); heads without motion ignore it
+                  frame's features for the first motion_gap frames); heads without motion ignore it.
+                  A temporal head (`--head temporal`, metadata context K > 1) takes (B, K-1, D) instead: the
+                  features of each frame's K-1 predecessors, oldest first (the first frame's for frames before
+                  it); keep the last K-1 frames' z as a rolling context
         -> mu (B,) the reward, sigma (B,) its std, z (B, D) the frames' features (keep them: the next frames'
            motion partners)
 
-`motion_gap`, `image_size`, `frame_fit`, `head` and the feature size D are in the file's metadata (TorchScript:
+`motion_gap`, `context`, `image_size`, `frame_fit`, `head` and the feature size D are in the file's metadata (TorchScript:
 the extra file `v2r.json`, read with torch.jit.load(FILE, _extra_files={"v2r.json": ""}); ONNX: metadata_props).
 An ONNX graph keeps only the inputs its head reads (rank and success read frames alone): feed the names that
 `session.get_inputs()` lists.
@@ -91,23 +94,30 @@ def scorer_for(model: RewardModel, quantize: str = "none") -> FrameScorer:
 def example_inputs(model: RewardModel, dim: int, batch: int = 4, seed: int = 0) -> tuple[torch.Tensor, ...]:
     g = torch.Generator().manual_seed(seed)
     s = model.image_size
+    before = (model.context - 1,) if model.context > 1 else ()  # a temporal head's K-1 predecessors
     return (torch.rand(batch, 3, s, s, generator=g), torch.randn(dim, generator=g), torch.randn(dim, generator=g),
-            torch.randn(batch, dim, generator=g))
+            torch.randn(batch, *before, dim, generator=g))
 
 
-def check_inputs(eager: FrameScorer, size: int, batch: int = 8, seed: int = 1) -> tuple[torch.Tensor, ...]:
+def check_inputs(eager: FrameScorer, size: int, batch: int = 8, seed: int = 1, context: int = 1
+                 ) -> tuple[torch.Tensor, ...]:
     """Inputs as scoring makes them: random frames, the first one's features as initial, the stored goal,
-    and each frame's predecessor as motion partner."""
+    and each frame's predecessor as motion partner (context K > 1: its K-1 predecessors, (B, K-1, D))."""
     frames = torch.rand(batch, 3, size, size, generator=torch.Generator().manual_seed(seed))
     with torch.inference_mode():
         z = eager.embed(frames)
+    if context > 1:  # frames t-K+1 .. t-1, clamped at the first frame
+        idx = (torch.arange(batch)[:, None] + torch.arange(1 - context, 0)).clamp(min=0)  # (B, K-1)
+        return frames, z[0].clone(), eager.goal.clone(), z[idx].clone()
     return frames, z[0].clone(), eager.goal.clone(), torch.cat([z[:1], z[:-1]]).clone()
 
 
 def metadata(model: RewardModel, dim: int, quantize: str) -> dict[str, Any]:
     return {"format": "video2reward.export", "head": model.config["head"], "image_size": model.image_size,
-            "frame_fit": model.frame_fit, "motion_gap": model.motion_gap, "dim": dim, "quantize": quantize,
-            "inputs": "frames (B,3,S,S) float [0,1], initial (D,), goal (D,), previous (B,D)",
+            "frame_fit": model.frame_fit, "motion_gap": model.motion_gap, "context": model.context, "dim": dim,
+            "quantize": quantize,
+            "inputs": "frames (B,3,S,S) float [0,1], initial (D,), goal (D,), previous "
+                      + ("(B,K-1,D) with K = context" if model.context > 1 else "(B,D)"),
             "outputs": "mu (B,), sigma (B,), z (B,D)"}
 
 
@@ -139,7 +149,7 @@ def export_model(model: RewardModel, out: str | os.PathLike, fmt: str = "torchsc
     dim = int(eager.goal.shape[0])
     scorer = scorer_for(model, quantize)
     meta = metadata(model, dim, quantize)
-    check = check_inputs(eager, model.image_size)
+    check = check_inputs(eager, model.image_size, context=model.context)
     with torch.inference_mode():
         reference = eager(*check)
     if fmt == "torchscript":

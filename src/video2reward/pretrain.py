@@ -21,15 +21,19 @@ from typing import Any
 
 import torch
 
+from video2reward import distributed
 from video2reward.config import PretrainConfig, resolve_device
 from video2reward.encoders import build_encoder
 from video2reward.encoders.pretrained import save_encoder
 from video2reward.errors import ConfigError
 from video2reward.objectives import OBJECTIVES, build_objective
 from video2reward.objectives.base import batch_to
+from video2reward.precision import autocast_dtype
 from video2reward.training_loop import check_writable, fit_resumable
 from video2reward.video.dataset import load_demonstrations
 from video2reward.video.frame_sampler import FrameSampler
+from video2reward.video.multiview import MultiViewSampler, group_views
+from video2reward.video.view_augment import ViewAugment
 
 
 @dataclass
@@ -45,10 +49,12 @@ class PretrainResult:
 def pretrain_encoder(
     paths: Sequence[str | os.PathLike], out: str | os.PathLike, config: PretrainConfig | None = None,
     method_options: Mapping[str, Any] | None = None, resume: bool = False, skip_bad: bool = False,
-    progress: bool = True,
+    progress: bool = True, views: Sequence[str | os.PathLike] = (),
 ) -> PretrainResult:
     """Pretrain `config.encoder` on every video under `paths` with `config.method`; save it to `out`.
-    `method_options` override fields of the method's config (e.g. {"teacher_temp": 0.07} for DINO)."""
+    `method_options` override fields of the method's config (e.g. {"teacher_temp": 0.07} for DINO).
+    `views` (tcn only): two or more folders of the same episodes seen by other cameras (matched by file name),
+    for multi-view TCN (video/multiview.py); `paths` is then ignored."""
     config = config or PretrainConfig()
     method_options = dict(method_options or {})
     out = Path(out)
@@ -61,30 +67,49 @@ def pretrain_encoder(
     if config.threads > 0:
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
-    device = resolve_device(config.device)
+    device = distributed.place(resolve_device(config.device))  # cuda:LOCAL_RANK under torchrun
     t0 = time.perf_counter()
-    demos, skipped = load_demonstrations(paths, config.image_size, config.max_frames_per_video, skip_bad, progress,
-                                         config.frame_fit)
+    if views and config.method != "tcn":
+        raise ConfigError(f"--views: synchronised views train multi-view TCN; use --method tcn (not {config.method})")
     encoder = build_encoder(config.encoder, config.image_size)
     objective = build_objective(config.method, encoder, **method_options).to(device)
     window = getattr(objective, "neighbour_window", 0)
-    per_step_videos = max(1, config.batch_size // config.frames_per_video // (2 if window > 0 else 1))
-    sampler = FrameSampler(list(demos), frames_per_video=config.frames_per_video,
-                           videos_per_batch=per_step_videos, neighbour_window=window)
+    per_step_videos = max(1, config.batch_size // config.frames_per_video // (2 if window > 0 or views else 1))
+    if views:  # one moment seen by two cameras is the positive pair (Sermanet et al.'s multi-view TCN)
+        per_view = [load_demonstrations([v], config.image_size, config.max_frames_per_video, skip_bad, progress,
+                                        config.frame_fit) for v in views]
+        demos = [d for view_demos, _ in per_view for d in view_demos]
+        skipped = [s for _, view_skipped in per_view for s in view_skipped]
+        sampler = MultiViewSampler(group_views([d for d, _ in per_view], views),
+                                   frames_per_video=config.frames_per_video, videos_per_batch=per_step_videos)
+    else:
+        demos, skipped = load_demonstrations(paths, config.image_size, config.max_frames_per_video, skip_bad,
+                                             progress, config.frame_fit)
+        sampler = FrameSampler(list(demos), frames_per_video=config.frames_per_video,
+                               videos_per_batch=per_step_videos, neighbour_window=window)
+
+    view_augment = ViewAugment() if config.view_augment else None
 
     def sample(generator: torch.Generator):
-        return batch_to(objective.make_batch(sampler.sample(generator), generator), device)
+        batch = sampler.sample(generator)
+        if view_augment is not None:  # uint8 frames in and out, so every method's make_batch reads them as before
+            batch.frames = view_augment(batch.frames.float().div(255.0), generator).mul(255.0).round().to(torch.uint8)
+        return batch_to(objective.make_batch(batch, generator), device)
 
     run_config = {"pretrain": asdict(config), "method_options": method_options}
     metrics = fit_resumable(objective, sample, steps=config.steps, lr=config.lr, weight_decay=config.weight_decay,
                             seed=config.seed, warmup=config.warmup_steps, out=out,
                             checkpoint_every=config.checkpoint_every, run_config=run_config, resume=resume,
-                            progress=progress, desc=f"pretraining ({config.method})")
+                            progress=progress, desc=f"pretraining ({config.method})",
+                            amp_dtype=autocast_dtype(config.precision, device))
     seconds = time.perf_counter() - t0
     encoder = objective.encoder.cpu().eval()
     method_config = dataclasses.asdict(objective.config) if dataclasses.is_dataclass(objective.config) else {}
+    if not distributed.is_main():  # every rank ends with the same encoder; rank 0 writes it
+        return PretrainResult(encoder, seconds, len(demos), int(sum(d.num_frames for d in demos)), skipped, metrics)
     save_encoder(out, encoder, config.encoder, extra={"pretraining": {
         "method": config.method, "method_config": method_config, "config": asdict(config),
+        **({"views": [str(v) for v in views]} if views else {}),
         "seconds": round(seconds, 2), "videos": [d.name for d in demos],
         "num_frames": int(sum(d.num_frames for d in demos)), "skipped": skipped, "final_metrics": metrics,
     }})

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from video2reward.errors import V2RError, VideoError
+from video2reward.errors import ConfigError, V2RError, VideoError
 from video2reward.evaluation import (
     PARTIAL_SPLIT,
     EvalResult,
@@ -26,7 +26,9 @@ from video2reward.evaluation import (
     load_labels,
 )
 from video2reward.plots import plot_reward_curve, thumbnail_indices
-from video2reward.rewards.model import RewardModel, Rewards
+from video2reward.preflight import check_output_folder
+from video2reward.rewards.model import SCORE_BATCH, RewardModel, Rewards
+from video2reward.video.chunk_loader import iter_chunks
 from video2reward.video.io import VideoSource, find_videos, iter_frames
 
 
@@ -66,6 +68,72 @@ def _thumbnails(source: VideoSource, num_frames: int, fit: str, size: int = 64) 
     return np.stack(picked), wanted[: len(picked)]
 
 
+class _Stream:
+    """One video's rewards, computed chunk by chunk as its chunks arrive from the decoding workers:
+    `RewardModel.score_chunks` driven by hand. It pulls one chunk, then yields once per `SCORE_BATCH` frames
+    of it, so `push` hands over a chunk and takes exactly that many results."""
+
+    def __init__(self, model: RewardModel, goal) -> None:
+        self._chunk: np.ndarray | None = None
+        self._scores = model.score_chunks(self._chunks(), goal, SCORE_BATCH)
+        self.parts: list[tuple] = []
+
+    def _chunks(self):
+        while True:
+            chunk, self._chunk = self._chunk, None
+            assert chunk is not None, "score_chunks asked for a chunk before its results were taken"
+            yield chunk
+
+    def push(self, frames: np.ndarray) -> None:
+        self._chunk = frames
+        self.parts.extend(next(self._scores) for _ in range(0, len(frames), SCORE_BATCH))
+
+    def rewards(self, fps: float | None) -> Rewards:
+        if not self.parts:  # a video of no frames fails to decode before this; kept total anyway
+            return Rewards(np.zeros(0, np.float32), np.zeros(0, np.float32), None, fps)
+
+        def joined(i: int) -> np.ndarray | None:
+            if self.parts[0][i] is None:
+                return None
+            return np.concatenate([p[i] for p in self.parts])
+
+        return Rewards(joined(0), joined(1), joined(2), fps, joined(3))
+
+
+def _scored_in_process(model: RewardModel, sources: Sequence[VideoSource], goal):
+    """(source, Rewards or the VideoError, seconds) per video, in order, decoded here."""
+    for source in sources:
+        t0 = time.perf_counter()
+        try:
+            rewards: Rewards | VideoError = model.score(source, goal=goal)
+        except VideoError as exc:
+            rewards = exc
+        yield source, rewards, time.perf_counter() - t0
+
+
+def _scored_in_workers(model: RewardModel, sources: Sequence[VideoSource], goal, workers: int):
+    """As `_scored_in_process`, with decoding in `workers` DataLoader processes and the model here: videos
+    arrive interleaved and are scored chunk by chunk as they come; results are handed out in `sources` order
+    (only finished videos' rewards wait, never frames)."""
+    streams: dict[int, _Stream] = {}
+    finished: dict[int, Rewards | VideoError] = {}
+    emitted = 0
+    t0 = time.perf_counter()
+    for item in iter_chunks(sources, model.image_size, model.frame_fit, SCORE_BATCH, workers):
+        stream = streams.get(item.index)
+        if stream is None:  # the first chunk of a video
+            stream = streams[item.index] = _Stream(model, goal)
+        if not item.done:
+            stream.push(item.frames)
+            continue
+        del streams[item.index]
+        finished[item.index] = VideoError(item.error) if item.error else stream.rewards(item.fps)
+        while emitted in finished:
+            yield sources[emitted], finished.pop(emitted), time.perf_counter() - t0
+            emitted += 1
+            t0 = time.perf_counter()
+
+
 def score_videos(
     model: RewardModel,
     paths: Sequence[str | os.PathLike],
@@ -74,32 +142,33 @@ def score_videos(
     plot_dir: str | os.PathLike | None = None,
     on_video: Callable[[ScoredVideo], None] | None = None,
     progress: bool = True,
+    workers: int = 0,
 ) -> ScoreReport:
     """Score every video under `paths`. A video that fails to decode raises VideoError, or with `skip_bad`
-    is listed in `report.skipped` and the rest go on."""
+    is listed in `report.skipped` and the rest go on. `workers` > 0 decodes in that many processes (the model
+    runs here, on the same chunks, so the rewards are the same as with 0)."""
     sources = find_videos(paths)
     report = ScoreReport()
-    bar = tqdm(sources, desc="scoring", unit="video", disable=not progress, dynamic_ncols=True)
-    for source in bar:
-        t0 = time.perf_counter()
-        try:
-            rewards = model.score(source, goal=goal)
-        except VideoError as exc:
+    scored = (_scored_in_workers(model, sources, goal, workers) if workers > 0
+              else _scored_in_process(model, sources, goal))
+    bar = tqdm(scored, total=len(sources), desc="scoring", unit="video", disable=not progress, dynamic_ncols=True)
+    for source, rewards, seconds in bar:
+        if isinstance(rewards, VideoError):
             if not skip_bad:
-                raise
-            report.skipped.append((source.name, str(exc)))
+                raise rewards
+            report.skipped.append((source.name, str(rewards)))
             continue
-        report.seconds += time.perf_counter() - t0
+        report.seconds += seconds
         report.frames += len(rewards)
-        scored = ScoredVideo(source, rewards)
-        report.videos.append(scored)
+        video = ScoredVideo(source, rewards)
+        report.videos.append(video)
         if plot_dir is not None:
             thumbs, idx = _thumbnails(source, len(rewards), model.frame_fit)
             plot_reward_curve(Path(plot_dir) / _plot_name(source.name), rewards.mu, thumbs, idx,
                               sigma=rewards.sigma, title=source.name, success_prob=rewards.success_prob,
                               fps=rewards.fps)
         if on_video is not None:
-            on_video(scored)
+            on_video(video)
         bar.set_postfix(frames_per_s=f"{report.frames_per_second:.0f}")
     return report
 
@@ -127,13 +196,20 @@ def score_to_jsonl(
     """Score videos and write one JSON object per line to `out` (atomically: a killed run leaves no
     half-written file)."""
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    if out.is_dir():
+        raise ConfigError(f"{out}: is a folder; give --out a file name, e.g. {out / 'rewards.jsonl'}")
+    if kwargs.get("plot_dir") is not None:  # both outputs checked before the first video is decoded
+        check_output_folder(kwargs["plot_dir"], "plots")
+    check_output_folder(out.parent, "the rewards")
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             report = score_videos(model, paths, on_video=lambda s: f.write(json.dumps(jsonl_record(s)) + "\n"),
                                   **kwargs)
         os.replace(tmp, out)
+    except OSError as exc:  # decoding failures are VideoErrors: an OSError here is the output (a full disk)
+        raise V2RError(f"{out}: writing the rewards or plots failed ({exc.strerror or exc}); {out} was left as it "
+                       f"was: make room and run again") from exc
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -163,14 +239,21 @@ def evaluate_data_dir(
 
 
 def evaluate_data_dir_with_near_misses(
-    model: RewardModel, data_dir: str | os.PathLike, skip_bad: bool = False, progress: bool = True
+    model: RewardModel, data_dir: str | os.PathLike, skip_bad: bool = False, progress: bool = True,
+    camera_shift: bool = True,
 ) -> tuple[EvalResult, dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray]]:
     """`evaluate_data_dir` (test_expert/ and test_fail/ of DATA_DIR), plus DATA_DIR/test_partial/ when
     it holds videos: those are scored too and `add_near_misses` fills in `auroc_near_miss`. Without the folder
     (data made before the split existed) the result is `evaluate_data_dir`'s, with `auroc_near_miss` NaN.
     Returns (result, expert, failed, partial), each mapping a video's path relative to DATA_DIR to its
-    rewards; `partial` is empty without near misses. What `v2r eval` and the demo/bench table call."""
+    rewards; `partial` is empty without near misses. What `v2r eval` and the demo/bench table call.
+    With `camera_shift`, DATA_DIR/test_cam/ (other cameras), where it exists, fills in the result's *_cam fields
+    (camera_eval.py)."""
+    from video2reward.camera_eval import add_camera_shift  # it imports this module
+
     result, expert, failed = evaluate_data_dir(model, data_dir, skip_bad=skip_bad, progress=progress)
+    if camera_shift:
+        result = add_camera_shift(result, model, data_dir, skip_bad=skip_bad, progress=progress)
     folder = Path(data_dir) / PARTIAL_SPLIT
     if not folder.is_dir():
         return result, expert, failed, {}

@@ -20,11 +20,13 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from video2reward.config import TrainConfig, resolve_device
+from video2reward import distributed
+from video2reward.config import PretrainConfig, TrainConfig, resolve_device
 from video2reward.encoders import ENCODERS, build_encoder, has_imagenet_weights
-from video2reward.encoders.pretrained import load_encoder
+from video2reward.encoders.pretrained import ENCODER_WEIGHTS, load_encoder
 from video2reward.errors import ConfigError
 from video2reward.model_files import load_tensors, save_tensors
+from video2reward.precision import autocast_dtype
 from video2reward.training_loop import check_writable, fit_resumable
 from video2reward.rewards.ensemble import COMBINED_HEADS, HeadEnsemble
 from video2reward.rewards.model import ENCODER_HEADS, RewardModel, head_config_dict
@@ -32,6 +34,7 @@ from video2reward.rewards.pixel_ridge import PixelRidge, PixelRidgeConfig
 from video2reward.rewards.progress import ProgressConfig, ProgressHead
 from video2reward.train_heads import check_negatives, finish_head, load_negatives, make_head, make_sampler
 from video2reward.video.augment import FrameAugment
+from video2reward.video.view_augment import ViewAugment
 from video2reward.video.dataset import Demonstration, load_demonstrations
 from video2reward.video.sampling import FailedTripletSampler, TripletSampler
 
@@ -85,7 +88,8 @@ def _make_encoder(config: TrainConfig) -> nn.Module:
     if not is_pretrained(config.encoder):
         if config.freeze and not has_imagenet_weights(config.encoder):
             raise ConfigError(f"--freeze needs a pretrained --encoder (a folder or weights file, or "
-                              f"efficientnet-lite0), not {config.encoder!r}: a frozen random encoder learns nothing")
+                              f"efficientnet-lite0) or --pretrain, not {config.encoder!r} with --pretrain none: a "
+                              f"frozen random encoder learns nothing")
         encoder = build_encoder(config.encoder, config.image_size)
         if config.freeze:  # the encoder keeps its BatchNorm layers in eval mode once every weight is frozen
             encoder.requires_grad_(False)
@@ -94,6 +98,37 @@ def _make_encoder(config: TrainConfig) -> nn.Module:
     if config.freeze:
         encoder.requires_grad_(False)  # the head's optimizer skips it; no backward through it
     return encoder
+
+
+def self_pretrains(config: TrainConfig) -> bool:
+    """`config.pretrain` applies: a learned head on a fresh built-in encoder without ImageNet weights."""
+    learned = config.head in ENCODER_HEADS or config.head in COMBINED_HEADS
+    return (learned and config.pretrain != "none" and not is_pretrained(config.encoder)
+            and not has_imagenet_weights(config.encoder))
+
+
+def _pretrain_fresh_encoder(paths: Sequence[str | os.PathLike], config: TrainConfig, out: Path, resume: bool,
+                            skip_bad: bool, progress: bool) -> tuple[nn.Module, dict[str, Any]]:
+    """`v2r pretrain --method config.pretrain` on the training videos, into OUT/pretrain (resumable; removed once
+    the model is saved). Returns the encoder (frozen with `config.freeze`) and what the model file records."""
+    from video2reward.pretrain import pretrain_encoder
+
+    pre_out = out / "pretrain"
+    pre_config = replace(PretrainConfig(), method=config.pretrain, encoder=config.encoder, image_size=config.image_size,
+                         frame_fit=config.frame_fit, steps=config.pretrain_steps, seed=config.seed,
+                         max_frames_per_video=config.max_frames_per_video, device=config.device,
+                         threads=config.threads, precision=config.precision,
+                         view_augment=config.augment and config.view_augment)
+    t0 = time.perf_counter()
+    if resume and (pre_out / ENCODER_WEIGHTS).exists():  # pretraining had finished before the interruption
+        encoder, _ = load_encoder(pre_out)
+    else:
+        encoder = pretrain_encoder(paths, pre_out, pre_config, resume=resume and (pre_out / "checkpoint").exists(),
+                                   skip_bad=skip_bad, progress=progress).encoder
+    if config.freeze:
+        encoder.requires_grad_(False)
+    info = {"method": config.pretrain, "steps": config.pretrain_steps, "seconds": round(time.perf_counter() - t0, 2)}
+    return encoder, info
 
 
 def encoder_name(encoder: nn.Module) -> str:
@@ -106,7 +141,7 @@ def encoder_name(encoder: nn.Module) -> str:
 
 def _batches(sampler, config: TrainConfig, device: torch.device) -> Callable[[torch.Generator], Any]:
     """sample(generator): the sampler's next batch with its frames as float in [0, 1], augmented, on device."""
-    augment = FrameAugment() if config.augment else None
+    augment = (ViewAugment() if config.view_augment else FrameAugment()) if config.augment else None
 
     def sample(generator: torch.Generator):
         batch = sampler.sample(generator)
@@ -125,7 +160,8 @@ def _optimize(head: nn.Module, sample: Callable[[torch.Generator], Any], config:
     return fit_resumable(head, sample, steps=config.steps, lr=config.lr, weight_decay=config.weight_decay,
                          seed=config.seed, warmup=config.warmup_steps, out=out,
                          checkpoint_every=config.checkpoint_every, run_config=asdict(config), resume=resume,
-                         progress=progress, desc=f"training {config.head}")
+                         progress=progress, desc=f"training {config.head}",
+                         amp_dtype=autocast_dtype(config.precision, next(head.parameters()).device))
 
 
 def _new_head(config: TrainConfig, encoder: nn.Module) -> nn.Module:
@@ -210,7 +246,8 @@ def _fit_ensemble(
                       f"{member_config.steps} steps")
             head, member_metrics = fit(demos, negatives, member_config, device, member_out, member_resume,
                                        progress, encoder)
-            save_tensors(done, head.state_dict())
+            if distributed.is_main():  # under torchrun rank 0 writes, the other ranks hold the same weights
+                save_tensors(done, head.state_dict())
             metrics.update({f"member{k}/{name}": value for name, value in member_metrics.items()})
         members.append(head)
     return HeadEnsemble(members), metrics
@@ -242,8 +279,12 @@ def train_reward_model(
     if pretrained:  # loaded once; it saw frames of its own size, so training uses that size
         encoder = _make_encoder(config)
         config = replace(config, image_size=int(encoder.config.image_size))
-    device = resolve_device(config.device)
+    device = distributed.place(resolve_device(config.device))  # cuda:LOCAL_RANK under torchrun
     t0 = time.perf_counter()
+    pretrain_info = None
+    if self_pretrains(config):  # a fresh cnn/vit learns from the videos themselves before the head trains on it
+        encoder, pretrain_info = _pretrain_fresh_encoder(paths, config, out, resume, skip_bad, progress)
+        torch.manual_seed(config.seed)  # the head's initialisation does not depend on how pretraining drew
     demos, skipped = load_demonstrations(paths, config.image_size, config.max_frames_per_video, skip_bad, progress,
                                          config.frame_fit)
     negatives, skipped_negatives = load_negatives(config, paths, skip_bad, progress)
@@ -260,6 +301,9 @@ def train_reward_model(
         encoder_info = {"name": encoder_name(head.encoder), "config": asdict(head.encoder.config)}
         if is_pretrained(config.encoder):
             encoder_info["pretrained_from"] = str(config.encoder)
+            encoder_info["frozen"] = config.freeze
+        elif pretrain_info is not None:
+            encoder_info["pretrained_with"] = pretrain_info
             encoder_info["frozen"] = config.freeze
         elif config.freeze:  # a built-in encoder with ImageNet weights (efficientnet-lite0), kept as built
             encoder_info["frozen"] = True
@@ -302,8 +346,12 @@ def train_reward_model(
             f"--image-size if the moving parts are small in the frame"
         )
     model_config["training"]["warnings"] = warnings
+    if not distributed.is_main():  # every rank ends with the same model; rank 0 writes it
+        return TrainResult(model, seconds, len(demos), model_config["training"]["num_frames"], skipped, metrics,
+                           warnings)
     model.save(out)
     shutil.rmtree(out / "checkpoint", ignore_errors=True)  # the run finished: nothing left to resume
     shutil.rmtree(out / "members", ignore_errors=True)
+    shutil.rmtree(out / "pretrain", ignore_errors=True)
     return TrainResult(model, seconds, len(demos), model_config["training"]["num_frames"], skipped, metrics,
                        warnings)

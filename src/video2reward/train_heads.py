@@ -9,6 +9,7 @@ of its batches, the failed videos of --negatives (progress uses them too), and w
     goal-distance      VIPSampler (o_0, o_k, o_k+1, g)         VIP value-implicit objective
     temporal-distance  ClipSampler                             cross-entropy over time-gap bins
     success            ClipSampler (+ failed clips)            pos-weighted BCE, last frames positive
+    temporal           WindowSampler (+ failed windows)        progress KL over K-frame windows (+ push-back)
 """
 
 from __future__ import annotations
@@ -25,10 +26,12 @@ from video2reward.errors import ConfigError
 from video2reward.rewards.goal_distance import GoalDistanceConfig, GoalDistanceHead
 from video2reward.rewards.rank import RankConfig, RankHead
 from video2reward.rewards.success import SuccessConfig, SuccessHead
+from video2reward.rewards.temporal import TemporalConfig, TemporalProgressHead
 from video2reward.rewards.temporal_distance import TemporalDistanceConfig, TemporalDistanceHead
 from video2reward.video.dataset import Demonstration, even_subsample, load_demonstrations
 from video2reward.video.head_sampling import ClipSampler, VIPSampler
 from video2reward.video.io import find_videos
+from video2reward.video.window_sampling import WindowSampler
 
 CLIP_HEADS = ("rank", "temporal-distance", "success")
 CALIBRATION_FRAMES = 32  # frames per demonstration (evenly spread, first and last included) for calibration
@@ -72,6 +75,10 @@ def make_head(config: TrainConfig, encoder: nn.Module) -> nn.Module:
         return TemporalDistanceHead(encoder, TemporalDistanceConfig(bins=config.time_bins))
     if config.head == "success":
         return SuccessHead(encoder, SuccessConfig(success_fraction=config.success_fraction))
+    if config.head == "temporal":
+        return TemporalProgressHead(encoder, TemporalConfig(
+            context=config.context, sequence=config.sequence, sigma_min=config.sigma_min, pushback=config.pushback,
+            negative_weight=config.negative_weight))
     raise ConfigError(f"--head {config.head}: not a head trained here")
 
 
@@ -86,7 +93,23 @@ def make_sampler(config: TrainConfig, demos: Sequence[Demonstration], negatives:
         return ClipSampler(list(demos), list(negatives), frames_per_video=config.frames_per_video,
                            videos_per_batch=max(1, config.batch_size // config.frames_per_video),
                            negative_videos_per_batch=config.negative_videos)
+    if config.head == "temporal":
+        return window_sampler(config, demos, negatives)
     raise ConfigError(f"--head {config.head}: not a head trained here")
+
+
+def window_sampler(config: TrainConfig, demos: Sequence[Demonstration], negatives: Sequence[Demonstration]
+                   ) -> WindowSampler:
+    """Windows of `config.context` frames for the temporal head: per video two clips of frames_per_video / 2
+    consecutive windows (each clip's frames encoded once), as many videos as fit in batch_size frames."""
+    if not 0 < config.speed_min <= config.speed_max:
+        raise ConfigError(f"--speed-min {config.speed_min} / --speed-max {config.speed_max}: need 0 < min <= max")
+    sampler = WindowSampler(list(demos), list(negatives), context=config.context, clips_per_video=2,
+                            windows_per_clip=max(1, config.frames_per_video // 2),
+                            negative_videos_per_batch=config.negative_videos, speed_min=config.speed_min,
+                            speed_max=config.speed_max)
+    sampler.videos_per_batch = max(1, config.batch_size // sampler.frames_per_video)
+    return sampler
 
 
 def calibration_videos(demos: Sequence[Demonstration], device: torch.device,

@@ -4,7 +4,9 @@
 from a torch.Generator, and an optimizer; it owns the learning-rate schedule (linear warm-up, cosine
 decay), gradient clipping, the NaN check, the progress bar, the `after_step` hook (momentum targets) and
 resumable checkpoints (`Checkpointer`), so an interrupted run resumed with --resume ends bit-for-bit where
-the uninterrupted one would.
+the uninterrupted one would. Under torchrun the same loop trains with DistributedDataParallel (see
+distributed.py: per-rank batches, averaged gradients, rank 0 writes); with `amp_dtype` the forward pass runs
+under autocast (see precision.py).
 """
 
 from __future__ import annotations
@@ -22,8 +24,11 @@ import torch
 import torch.nn as nn
 from tqdm import tqdm
 
+from video2reward import distributed
 from video2reward.errors import ConfigError, V2RError
 from video2reward.model_files import load_tensors, read_json, save_tensors, write_json
+from video2reward.preflight import check_free_space, check_output_folder, training_bytes
+from video2reward.precision import autocast
 
 
 class TrainingError(V2RError):
@@ -55,14 +60,32 @@ class Checkpointer:
         return self.directory / "state.json"
 
     def save(self, step: int, module: nn.Module, optimizer: torch.optim.Optimizer, generator: torch.Generator) -> None:
+        """Called on every rank (each hands in its generator state); only rank 0 writes."""
+        rngs = distributed.gather_states(generator.get_state())
+        if distributed.is_main():
+            self._write(step, module, optimizer, rngs)
+        distributed.barrier()  # no rank goes on (or stops) before the checkpoint is complete on disk
+
+    def _write(self, step: int, module: nn.Module, optimizer: torch.optim.Optimizer, rngs: list[torch.Tensor]) -> None:
         opt = optimizer.state_dict()
         tensors = {f"model.{k}": v for k, v in module.state_dict().items()}
         for idx, state in opt["state"].items():
             for key, value in state.items():
                 tensors[f"optim.{idx}.{key}"] = torch.as_tensor(value)
-        tensors["rng"] = generator.get_state()
-        save_tensors(self.tensors_path, tensors)  # tensors first: the JSON names a complete step
-        write_json(self.json_path, {"step": step, "param_groups": opt["param_groups"], "config": self.run_config})
+        tensors["rng"] = rngs[0]
+        tensors.update({f"rng.rank{r}": state for r, state in enumerate(rngs) if r > 0})  # torchrun: every rank's
+        # The step travels with the tensors: killed between the two writes, a run leaves new tensors beside the
+        # previous JSON, whose fields (param groups, config, world size) never change within a run.
+        tensors["step"] = torch.tensor(step)
+        world = {"world_size": len(rngs)} if len(rngs) > 1 else {}
+        try:
+            save_tensors(self.tensors_path, tensors)  # tensors first: the JSON names a complete step
+            write_json(self.json_path, {"step": step, "param_groups": opt["param_groups"],
+                                        "config": self.run_config, **world})
+        except OSError as exc:  # the disk filled up after the start-up check: each file is whole, old or new
+            raise TrainingError(f"{self.directory}: cannot write the checkpoint of step {step} ({exc.strerror or exc})"
+                                f"; the previous checkpoint is intact: make room, then run the same command with "
+                                f"--resume") from exc
 
     def exists(self) -> bool:
         return self.json_path.exists() and self.tensors_path.exists()
@@ -74,6 +97,12 @@ class Checkpointer:
                 f"{self.json_path}: this checkpoint was written by a run with other settings; resume with the "
                 f"same options, or start afresh without --resume (or with another --out)"
             )
+        written_by, world = int(meta.get("world_size", 1)), distributed.world_size()
+        if written_by != world:
+            raise TrainingError(
+                f"{self.json_path}: this checkpoint was written by {written_by} process(es), this run has {world}; "
+                f"resume with the same number (torchrun --nproc_per_node/--nnodes), or start afresh without --resume"
+            )
         tensors = load_tensors(self.tensors_path)
         module.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
         state: dict[int, dict[str, torch.Tensor]] = {}
@@ -82,8 +111,9 @@ class Checkpointer:
                 _, idx, name = key.split(".", 2)
                 state.setdefault(int(idx), {})[name] = value
         optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
-        generator.set_state(tensors["rng"])
-        return int(meta["step"])
+        rank = distributed.rank()
+        generator.set_state(tensors["rng"] if rank == 0 else tensors[f"rng.rank{rank}"])
+        return int(tensors["step"]) if "step" in tensors else int(meta["step"])
 
 
 class _StopRequest:
@@ -109,6 +139,12 @@ class _StopRequest:
             signal.signal(signal.SIGINT, self._previous)
 
 
+def _last_good(checkpointer: Checkpointer | None, step: int) -> str:
+    if checkpointer is None or not checkpointer.exists():
+        return ""
+    return f"; the last good checkpoint (step {step}) is in {checkpointer.directory}, continue from it with --resume"
+
+
 def train_loop(
     module: nn.Module,
     sample: Callable[[torch.Generator], Any],
@@ -121,9 +157,11 @@ def train_loop(
     grad_clip: float = 1.0,
     progress: bool = True,
     desc: str = "training",
+    amp_dtype: torch.dtype | None = None,
 ) -> dict[str, float]:
-    """Run optimisation steps `start_step` .. `steps - 1`; returns the last metrics (smoothed).
-    After every optimizer step, `module.after_step(step, steps)` runs when the module has one.
+    """Run optimisation steps `start_step` .. `steps - 1`; returns the last metrics (smoothed; averaged over
+    ranks under torchrun). After every optimizer step, `module.after_step(step, steps)` runs when the module
+    has one. `amp_dtype` (torch.bfloat16) runs the forward pass under autocast.
 
     The learning rate is a pure function of the step, the batch a pure function of the generator state,
     so a run resumed from a checkpoint continues exactly as the uninterrupted run would have."""
@@ -131,8 +169,10 @@ def train_loop(
         group.setdefault("initial_lr", group["lr"])  # the peak lr; restored from a checkpoint on resume
     smoothed: dict[str, float] = {}
     module.train()
-    bar = tqdm(range(start_step, steps), desc=desc, unit="step", disable=not progress, initial=start_step,
-               total=steps, dynamic_ncols=True)
+    model = distributed.wrap(module)  # DistributedDataParallel under torchrun, else the module itself
+    device = next(module.parameters(), torch.empty(0)).device
+    bar = tqdm(range(start_step, steps), desc=desc, unit="step", disable=not (progress and distributed.is_main()),
+               initial=start_step, total=steps, dynamic_ncols=True)
     last_saved = start_step
     t0 = time.perf_counter()
     with _StopRequest() as stop, bar:
@@ -140,15 +180,19 @@ def train_loop(
             for group in optimizer.param_groups:
                 group["lr"] = group["initial_lr"] * warmup_cosine(step, warmup, steps)
             batch = sample(generator)
-            loss, metrics = module(batch)
-            if not torch.isfinite(loss):
-                where = (f"; the last good checkpoint (step {last_saved}) is in {checkpointer.directory}, "
-                         f"continue from it with --resume") if checkpointer and checkpointer.exists() else ""
-                raise TrainingError(f"loss became {loss.item()} at step {step}{where}; try a lower --lr")
+            with autocast(device, amp_dtype):
+                loss, metrics = model(batch)
+            loss_value, metrics, stop_agreed = distributed.agree(loss, metrics, stop.requested)
+            if not math.isfinite(loss_value):
+                raise TrainingError(f"loss became {loss_value} at step {step}{_last_good(checkpointer, last_saved)}"
+                                    f"; try a lower --lr")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if grad_clip:
-                nn.utils.clip_grad_norm_(module.parameters(), grad_clip)
+                norm = float(nn.utils.clip_grad_norm_(module.parameters(), grad_clip))
+                if not math.isfinite(norm):  # a finite loss with inf gradients: stop before they reach the weights
+                    raise TrainingError(f"gradient norm became {norm} at step {step}"
+                                        f"{_last_good(checkpointer, last_saved)}; try a lower --lr")
             optimizer.step()
             after_step = getattr(module, "after_step", None)
             if after_step is not None:  # momentum targets (MoCo keys, DINO teacher), queues
@@ -159,42 +203,44 @@ def train_loop(
                 rate = (step + 1 - start_step) / max(time.perf_counter() - t0, 1e-9)
                 bar.set_postfix({**{k: f"{v:.4f}" for k, v in smoothed.items()}, "it/s": f"{rate:.1f}"})
             done = step + 1
-            if checkpointer and done < steps and (done % checkpointer.every == 0 or stop.requested):
+            # one process reads its own flag; ranks act on the flag they agreed on, all at the same step
+            stopping = stop.requested if distributed.world_size() == 1 else stop_agreed
+            if checkpointer and done < steps and (done % checkpointer.every == 0 or stopping):
                 checkpointer.save(done, module, optimizer, generator)
                 last_saved = done
-            if stop.requested and done < steps:
+            if stopping and done < steps:
                 where = (f"; state saved in {checkpointer.directory}: run the same command with --resume to "
                          f"continue") if checkpointer else ""
                 raise TrainingError(f"interrupted at step {done} of {steps}{where}")
+    distributed.sync_buffers(module)  # rank 0's BatchNorm statistics everywhere: identical models on all ranks
     return smoothed
 
 
 def check_writable(directory: Path) -> None:
-    """Fail before hours of work, not after: the output folder must be creatable and writable."""
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        probe = directory / ".v2r-write-test"
-        probe.write_bytes(b"ok")
-        probe.unlink()
-    except OSError as exc:
-        raise ConfigError(f"{directory}: cannot write the model here ({exc.strerror}); choose another --out") from exc
+    """Fail before hours of work, not after: the output folder must be creatable and writable (by rank 0, the
+    one process that writes under torchrun)."""
+    if distributed.is_main():
+        check_output_folder(directory, "the model")
 
 
 def fit_resumable(
     module: nn.Module, sample: Callable[[torch.Generator], Any], *, steps: int, lr: float, weight_decay: float,
     seed: int, warmup: int, out: Path, checkpoint_every: int, run_config: dict[str, Any], resume: bool,
-    progress: bool, desc: str,
+    progress: bool, desc: str, amp_dtype: torch.dtype | None = None,
 ) -> dict[str, float]:
     """AdamW on `module`'s trainable parameters through `train_loop`, checkpointed in OUT/checkpoint; with
-    `resume`, continue from that checkpoint (which must have been written with the same `run_config`)."""
+    `resume`, continue from that checkpoint (which must have been written with the same `run_config`).
+    Under torchrun each rank samples from its own generator (`distributed.rank_seed`)."""
     params = [p for p in module.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-    generator = torch.Generator().manual_seed(seed)
+    generator = torch.Generator().manual_seed(distributed.rank_seed(seed))
     checkpointer = Checkpointer(Path(out) / "checkpoint", checkpoint_every, run_config)
+    if distributed.is_main():  # room for the checkpoints and the model, before the first step
+        check_free_space(out, training_bytes(module), f"writing the checkpoints and model of {desc}")
     start = 0
     if resume:
-        if not checkpointer.exists():
+        if not distributed.main_says(checkpointer.exists()):
             raise TrainingError(f"--resume: no checkpoint in {checkpointer.directory}; run without --resume")
         start = checkpointer.load(module, optimizer, generator)
     return train_loop(module, sample, optimizer, steps, generator, warmup=warmup, checkpointer=checkpointer,
-                      start_step=start, progress=progress, desc=desc)
+                      start_step=start, progress=progress, desc=desc, amp_dtype=amp_dtype)

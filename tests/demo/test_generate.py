@@ -26,6 +26,7 @@ EXPECTED_VIDEOS = [
     "test_partial/ep_000.mp4",  # as many near misses as failures by default
     "test_partial/ep_001.mp4",
 ]
+CAM_VIDEOS = ["test_cam/test_expert/ep_000.mp4", "test_cam/test_fail/ep_000.mp4", "test_cam/test_fail/ep_001.mp4"]
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +58,9 @@ def test_layout_holds_exactly_the_labelled_videos(runs):
     _, folders = runs["first"]
     for folder in folders.values():
         on_disk = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.mp4"))
-        assert on_disk == sorted(EXPECTED_VIDEOS)
+        assert on_disk == sorted(EXPECTED_VIDEOS + CAM_VIDEOS)  # test_cam/: see test_camera_shift.py
         assert sorted(_labels(folder)["videos"]) == sorted(EXPECTED_VIDEOS)
+        assert sorted("test_cam/" + key for key in _labels(folder / "test_cam")["videos"]) == CAM_VIDEOS
 
 
 def test_labels_fields(runs):

@@ -18,7 +18,7 @@ from video2reward.rewards.model import RewardModel, load
 from video2reward.rewards.progress import ProgressConfig, ProgressHead
 
 TINY = ["--steps", "40", "--image-size", "32", "--batch-size", "32", "--frames-per-video", "8", "--warmup-steps",
-        "4", "--triplets-per-video", "8", "--threads", "1", "--quiet"]
+        "4", "--triplets-per-video", "8", "--threads", "1", "--pretrain", "none", "--quiet"]
 
 
 def test_combine_matches_a_hand_computation() -> None:
@@ -135,7 +135,7 @@ def _config_from(args: list[str]):
 
     assert args[args.index("--steps") + 1] == "40"
     return TrainConfig(ensemble=3, steps=40, image_size=32, batch_size=32, frames_per_video=8, warmup_steps=4,
-                       triplets_per_video=8, threads=1)
+                       triplets_per_video=8, threads=1, pretrain="none")
 
 
 def test_exported_ensemble_equals_eager(trained) -> None:

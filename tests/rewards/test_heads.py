@@ -56,6 +56,10 @@ def test_streamed_scoring_equals_a_direct_computation(kind: str) -> None:
         z = model.head.embed(torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255)
         gap = model.motion_gap
         previous = z[torch.clamp(torch.arange(20) - gap, min=0)] if gap else None
+        if kind == "temporal":  # the K-1 predecessors of every frame, oldest first; the first frame before t = 0
+            k = model.head.config.context
+            lags = torch.arange(k - 1, 0, -1)  # K-1, ..., 1
+            previous = z[torch.clamp(torch.arange(20)[:, None] - lags[None], min=0)]  # (T, K-1, D)
         expected, _ = model.head.predict(z, z[0], None, previous)
     parts = list(model.score_chunks([frames[:7], frames[7:]], batch_size=3))
     np.testing.assert_allclose(np.concatenate([p[0] for p in parts]), expected.numpy(), rtol=1e-5, atol=1e-6)

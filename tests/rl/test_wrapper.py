@@ -16,7 +16,7 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 from video2reward.demo.generate import resize_short_side
 from video2reward.encoders import build_encoder, encoder_config
 from video2reward.errors import ConfigError
-from video2reward.rewards.model import RewardModel
+from video2reward.rewards.model import RewardModel, frames_to_tensor
 from video2reward.rewards.progress import ProgressConfig, ProgressHead
 from video2reward.rl import LearnedReward, video_frame
 from video2reward.video.io import read_frames, write_video
@@ -203,3 +203,47 @@ def test_pixels_from_image_observations_need_no_render_mode(model: RewardModel) 
     assert env.step(0)[0].shape == (32, 32, 3)
     with pytest.raises(ConfigError, match="render_mode"):
         LearnedReward(ImageEnv(), model)  # observe="state" must render
+
+
+def tiny_temporal_model(sequence: str, context: int = 4, size: int = 32) -> RewardModel:
+    from video2reward.rewards.temporal import TemporalConfig, TemporalProgressHead
+
+    torch.manual_seed(0)
+    head = TemporalProgressHead(build_encoder("cnn", size, channels=(8, 16), dim=16),
+                                TemporalConfig(context=context, sequence=sequence, width=16, heads=2, state=4,
+                                               hidden=32))
+    head.goal.normal_()
+    with torch.no_grad():  # sharper outputs, so that a wrong context shows beyond the comparison tolerance
+        head.mlp[-1].weight.mul_(30.0)
+        for layer in getattr(head.sequence, "layers", []):  # an SSM that remembers its oldest frames clearly
+            layer.a_log.fill_(-4.0)
+            layer.delta.bias.fill_(0.5)
+    return RewardModel(head.eval(), {"head": "temporal", "image_size": size, "frame_fit": "pad"})
+
+
+@pytest.mark.parametrize("sequence", ["transformer", "ssm", "stack"])
+def test_temporal_rewards_stream_step_by_step_and_the_context_resets_with_the_episode(sequence: str) -> None:
+    """The wrapper's rolling context of the last K-1 frames gives model.score's rewards frame for frame, and
+    reset() starts a new context: the second episode is scored as if it were the only one."""
+    model = tiny_temporal_model(sequence)
+    env = make("Pendulum-v1", model, steps=12, preprocess="array")
+    first, infos, frames_a = rollout(env, seed=1)
+    batch = model.score(frames_a)
+    np.testing.assert_allclose([i["mu"] for i in infos], batch.mu, atol=1e-5)
+    np.testing.assert_allclose(first, batch.mu[1:], atol=1e-5)
+    second, _, frames_b = rollout(env, seed=2)
+    np.testing.assert_allclose(second, model.score(frames_b).mu[1:], atol=1e-5)
+    with torch.inference_mode():  # what episode B's first step would get with episode A's frames still in context
+        head = model.head
+        z_a = head.embed(frames_to_tensor(np.stack([env.model_frame(f) for f in frames_a[-2:]]), model.device))
+        z_b = head.embed(frames_to_tensor(np.stack([env.model_frame(f) for f in frames_b[:2]]), model.device))
+        carried, _ = head.predict(z_b[1:], z_b[0], None, torch.cat([z_a, z_b[:1]])[None])
+    error = abs(model.score(frames_b).mu[1] - second[0])  # streaming vs batch: float rounding only
+    assert abs(float(carried[0]) - second[0]) > 10 * error + 1e-5  # so the match shows the context was reset
+    # refresh() mid-episode (after the weights changed in place) re-embeds the rolling context: same rewards
+    env.action_space.seed(1)
+    env.reset(seed=1)
+    rewards = [env.step(env.action_space.sample())[1] for _ in range(6)]
+    env.refresh()
+    rewards += [env.step(env.action_space.sample())[1] for _ in range(5)]
+    np.testing.assert_allclose(rewards, first[:11], atol=1e-5)

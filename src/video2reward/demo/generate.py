@@ -7,6 +7,8 @@ Layout, for each task::
     OUT/<task>/test_fail/ep_000.mp4 ...    failures, alternating the task's failure policies
     OUT/<task>/test_partial/ep_000.mp4 ... near misses: the expert for 30-70% of its length, then idle
     OUT/<task>/labels.json                 per video: split, success, policy, dense signal per frame
+    OUT/<task>/test_cam/{test_expert,test_fail}/, labels.json, goals/<view>.png
+                                           the same kinds of episodes seen from other cameras (camera_shift.py)
 
 Every episode draws its randomness from a seed derived from (seed, task, split, index, attempt), so
 the same seed gives the same labels, the same frames and (with `write_video`'s deterministic x264
@@ -40,6 +42,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from video2reward.demo.camera_shift import CAM_SPLIT, describe_views, view_of, views_for
 from video2reward.demo.experts import DEMO_TASKS, TASKS, DemoTask, Policy, make_policy
 from video2reward.errors import ConfigError
 from video2reward.video.io import write_video
@@ -202,6 +205,54 @@ def _clear_old_videos(task_dir: Path) -> None:
             old.unlink()
 
 
+def _write_camera_split(
+    task: DemoTask, task_dir: Path, seed: int, n_expert: int, n_fail: int, short_side: int, fps: float, bar: tqdm
+) -> None:
+    """TASK/test_cam/: expert and failed episodes (and one goal image per view) seen through the views of
+    `camera_shift.views_for(task)`, with its own labels.json (see camera_shift.py). Seeds come from the split
+    names "test_cam/test_expert", "test_cam/test_fail" and "test_cam/goal", so these episodes are new ones and
+    the other splits stay byte-identical."""
+    views = views_for(task)
+    cam_dir = task_dir / CAM_SPLIT
+    for split in ("test_expert", "test_fail", "goals"):
+        (cam_dir / split).mkdir(parents=True, exist_ok=True)
+        for old in [*(cam_dir / split).glob("ep_*.mp4"), *(cam_dir / split).glob("*.png")]:
+            old.unlink()
+    failures = task.failure_policies
+    plan = [("test_expert", i, "expert") for i in range(n_expert)]
+    plan += [("test_fail", i, failures[i % len(failures)]) for i in range(n_fail)]
+    videos: dict[str, dict[str, Any]] = {}
+    envs: dict[str, gym.Env] = {}
+    try:
+        for split, index, kind in plan:
+            view = view_of(index, views)
+            if view.name not in envs:  # one env per view, made when first needed
+                envs[view.name] = view.make_env(task)
+            env = envs[view.name]
+            bar.set_postfix_str(f"{task.name}/{CAM_SPLIT}/{split}", refresh=False)
+            episode = make_episode(env, task, kind, seed, f"{CAM_SPLIT}/{split}", index, short_side)
+            relative = f"{split}/ep_{index:03d}.mp4"
+            num_frames = write_video(cam_dir / relative, [view.shift(f) for f in episode.frames], fps)
+            videos[relative] = {"split": split, "success": episode.success, "policy": kind, "view": view.name,
+                                "dense": [round(value, 6) + 0.0 for value in episode.dense],
+                                "num_frames": num_frames}
+            bar.update(1)
+        goals = {}
+        if n_expert > 0:  # a goal image per view, from an expert episode of its own
+            for index, view in enumerate(views):
+                if view.name not in envs:
+                    envs[view.name] = view.make_env(task)
+                episode = make_episode(envs[view.name], task, "expert", seed, f"{CAM_SPLIT}/goal", index, short_side)
+                goals[view.name] = f"goals/{view.name}.png"
+                Image.fromarray(view.shift(episode.frames[-1])).save(cam_dir / goals[view.name])
+    finally:
+        for env in envs.values():
+            env.close()
+    labels = {"task": task.name, "env_id": task.env_id, "seed": seed, "fps": fps, "dense_signal": task.dense_signal,
+              "views": describe_views(views), "goal_images": goals, "videos": videos}
+    (cam_dir / "labels.json").write_text(labels_json(labels), encoding="utf-8")
+
+
 def generate_demo_data(
     out: Path,
     tasks: Sequence[str] = DEMO_TASKS,
@@ -212,13 +263,16 @@ def generate_demo_data(
     short_side: int = 240,
     progress: bool = True,
     n_test_partial: int | None = None,
+    camera_shift: bool = True,
 ) -> dict[str, Path]:
     """Write videos and labels.json for each task under `out`; returns task name -> task folder.
 
     train and test_expert hold successful expert episodes; test_fail alternates the task's failure
     policies (random, stalled); test_partial holds `n_test_partial` near misses (default: as many as
     test_fail), labelled with policy "partial" and their "stall_step". Frames are rendered by the env, one
-    for the start state and one after every step, and resized so their short side is `short_side`."""
+    for the start state and one after every step, and resized so their short side is `short_side`. With
+    `camera_shift`, TASK/test_cam/ also gets `n_test_expert` expert and `n_test_fail` failed videos seen from
+    views the other splits never use (camera_shift.py), with their own labels.json."""
     if n_test_partial is None:
         n_test_partial = n_test_fail
     counts = {"n_train": n_train, "n_test_expert": n_test_expert, "n_test_fail": n_test_fail,
@@ -226,7 +280,7 @@ def generate_demo_data(
     demo_tasks = _check_args(tasks, counts, short_side)
     out = Path(out)
     folders: dict[str, Path] = {}
-    total = len(demo_tasks) * sum(counts.values())
+    total = len(demo_tasks) * (sum(counts.values()) + (n_test_expert + n_test_fail if camera_shift else 0))
     with tqdm(total=total, desc="demo data", unit="video", disable=not progress) as bar:
         for task in demo_tasks:
             task_dir = out / task.name
@@ -263,5 +317,7 @@ def generate_demo_data(
                 "videos": videos,
             }
             (task_dir / "labels.json").write_text(labels_json(labels), encoding="utf-8")
+            if camera_shift and n_test_expert + n_test_fail > 0:
+                _write_camera_split(task, task_dir, seed, n_test_expert, n_test_fail, short_side, fps, bar)
             folders[task.name] = task_dir
     return folders

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from video2reward.camera_eval import add_camera_shift
 from video2reward.config import TrainConfig
 from video2reward.demo.generate import generate_demo_data
 from video2reward.scoring import evaluate_data_dir_with_near_misses
@@ -37,15 +38,25 @@ class QualityRow:
     train_seconds: float
     score_fps: float
     auroc_near_miss: float | None = None  # expert vs test_partial; None for data without near misses
+    voc_cam: float | None = None  # VOC on test_cam (other cameras); None for data without that split
+    voc_cam_goal: float | None = None  # the same with each camera's goal image; None without one or for goal-free heads
+    voc_cam_relative: float | None = None  # relative goal progress to that image (relative_reward.py)
 
     def cells(self) -> list[str]:
-        dense = "-" if self.dense is None else f"{self.dense:.3f}"
-        near_miss = "-" if self.auroc_near_miss is None else f"{self.auroc_near_miss:.3f}"
-        return [self.task, self.head, f"{self.voc:.3f}", f"{self.auroc:.3f}", near_miss, dense,
+        def fmt(x: float | None) -> str:
+            return "-" if x is None else f"{x:.3f}"
+
+        return [self.task, self.head, f"{self.voc:.3f}", fmt(self.voc_cam), fmt(self.voc_cam_goal),
+                fmt(self.voc_cam_relative), f"{self.auroc:.3f}", fmt(self.auroc_near_miss), fmt(self.dense),
                 f"{self.train_seconds:.1f}", f"{self.score_fps:.0f}"]
 
 
-COLUMNS = ["task", "head", "VOC", "AUROC", "AUROC near-miss", "dense", "train s", "score fps"]
+COLUMNS = ["task", "head", "VOC", "VOC cam", "VOC cam goal", "VOC cam rel", "AUROC", "AUROC near-miss", "dense", "train s",
+           "score fps"]
+
+
+def _number(x: float) -> float | None:
+    return None if math.isnan(x) else x
 
 
 def format_table(rows: Sequence[QualityRow], markdown: bool = False) -> str:
@@ -69,15 +80,18 @@ def run_task(
         score_to_jsonl(model, [task_dir / "test_expert", task_dir / "test_fail"], rewards_path,
                        plot_dir=plot_dir, progress=progress)
     t0 = time.perf_counter()  # scoring speed end to end: decode + model, every test video
-    result, expert, failed, partial = evaluate_data_dir_with_near_misses(model, task_dir, progress=progress)
+    result, expert, failed, partial = evaluate_data_dir_with_near_misses(model, task_dir, progress=progress,
+                                                                         camera_shift=False)
     seconds = time.perf_counter() - t0
-    frames = sum(len(r) for group in (expert, failed, partial) for r in group.values())
+    result = add_camera_shift(result, model, task_dir, progress=progress)  # test_cam/: outside the timing
+    frames = sum(len(r) for group in (expert, failed, partial) for r in group.values())  # test_cam/ not timed
     write_json(model_dir / "eval.json", json.loads(result.to_json()))
     if plot_dir is not None:
         plot_eval_summary(plot_dir / "eval.png", result, expert, failed)
     return QualityRow(task_dir.name, config.head, result.voc, result.auroc, result.dense_spearman,
                       trained.seconds, frames / seconds,
-                      None if math.isnan(result.auroc_near_miss) else result.auroc_near_miss)
+                      _number(result.auroc_near_miss), _number(result.voc_cam), _number(result.voc_cam_goal),
+                      _number(result.voc_cam_relative))
 
 
 def run_demo(out: Path, tasks: Sequence[str], steps: int | None = None, seed: int = 0,

@@ -19,12 +19,14 @@ import torch.nn as nn
 from video2reward.encoders import encoder_from_config
 from video2reward.errors import ModelFileError, VideoError
 from video2reward.model_files import load_model_dir, save_model_dir
+from video2reward.precision import autocast, autocast_dtype
 from video2reward.rewards.ensemble import COMBINED_HEADS, HeadEnsemble
 from video2reward.rewards.goal_distance import GoalDistanceConfig, GoalDistanceHead
 from video2reward.rewards.pixel_ridge import PixelRidge, PixelRidgeConfig
 from video2reward.rewards.progress import ProgressConfig, ProgressHead
 from video2reward.rewards.rank import RankConfig, RankHead
 from video2reward.rewards.success import SuccessConfig, SuccessHead
+from video2reward.rewards.temporal import TemporalConfig, TemporalProgressHead
 from video2reward.rewards.temporal_distance import TemporalDistanceConfig, TemporalDistanceHead
 from video2reward.video.io import VideoSource, fit_square, iter_frames, probe, read_frames
 
@@ -52,6 +54,7 @@ class Rewards:
 # Reward heads on a frame encoder: name -> (config dataclass, head class taking (encoder, config)).
 ENCODER_HEADS: dict[str, tuple[type, type[nn.Module]]] = {
     "progress": (ProgressConfig, ProgressHead),
+    "temporal": (TemporalConfig, TemporalProgressHead),
     "rank": (RankConfig, RankHead),
     "goal-distance": (GoalDistanceConfig, GoalDistanceHead),
     "temporal-distance": (TemporalDistanceConfig, TemporalDistanceHead),
@@ -106,8 +109,10 @@ def _as_rgb_frames(frames: np.ndarray) -> np.ndarray:
 class RewardModel:
     """A trained reward head with its config. Use `video2reward.load(dir)` to get one."""
 
-    def __init__(self, head: nn.Module, config: dict[str, Any], device: str | torch.device = "cpu"):
+    def __init__(self, head: nn.Module, config: dict[str, Any], device: str | torch.device = "cpu",
+                 precision: str = "auto"):
         self.device = torch.device(device)
+        self.amp_dtype = autocast_dtype(precision, self.device)  # bf16 autocast of the encoder (cuda), or None
         self.head = head.to(self.device).eval()
         self.config = config
         self.image_size: int = int(config["image_size"])
@@ -115,7 +120,8 @@ class RewardModel:
 
     # ---- files -------------------------------------------------------------------------------------
     @classmethod
-    def load(cls, directory: str | os.PathLike, device: str | torch.device = "cpu") -> "RewardModel":
+    def load(cls, directory: str | os.PathLike, device: str | torch.device = "cpu",
+             precision: str = "auto") -> "RewardModel":
         tensors, config = load_model_dir(Path(directory))
         head = build_head(config)
         missing, unexpected = head.load_state_dict(tensors, strict=False)
@@ -124,7 +130,7 @@ class RewardModel:
                 f"{Path(directory) / 'model.safetensors'}: weights do not fit the model in config.json "
                 f"(missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]}); re-copy the model folder"
             )
-        return cls(head, config, device)
+        return cls(head, config, device, precision)
 
     def save(self, directory: str | os.PathLike) -> None:
         save_model_dir(Path(directory), self.head.state_dict(), self.config)
@@ -133,7 +139,7 @@ class RewardModel:
     @torch.inference_mode()
     def embed_frames(self, frames: np.ndarray, batch_size: int = SCORE_BATCH) -> torch.Tensor:
         """(T, S, S, 3) uint8 frames at the model's size -> (T, D) features."""
-        out = [self.head.embed(frames_to_tensor(frames[i : i + batch_size], self.device))
+        out = [self._embed(frames_to_tensor(frames[i : i + batch_size], self.device))
                for i in range(0, len(frames), batch_size)]
         return torch.cat(out)
 
@@ -154,11 +160,12 @@ class RewardModel:
         with_epistemic = getattr(self.head, "predict_with_epistemic", None)
         initial = None
         gap = self.motion_gap
-        history: torch.Tensor | None = None  # features of the last `gap` frames before this batch
+        before = self.context - 1  # a temporal head's window: the K-1 frames before each frame
+        history: torch.Tensor | None = None  # features of the last `gap` (or K-1) frames before this batch
         seen = 0
         for chunk in chunks:
             for start in range(0, len(chunk), batch_size):
-                z = self.head.embed(frames_to_tensor(chunk[start : start + batch_size], self.device))  # (B, D)
+                z = self._embed(frames_to_tensor(chunk[start : start + batch_size], self.device))  # (B, D)
                 if initial is None:
                     initial = z[0]
                 previous = None
@@ -169,6 +176,14 @@ class RewardModel:
                     idx = (t - gap - (seen - len(past))).clamp(min=0)
                     previous = torch.where((t - gap >= 0)[:, None], full[idx], initial)
                     history = full[-gap:]
+                elif before > 0:  # z of frames t-K+1 .. t-1 for every frame t, the initial frame before frame 0
+                    past = z[:0] if history is None else history
+                    full = torch.cat([past, z])  # (P + B, D): frames seen - P .. seen + B - 1
+                    t = seen + torch.arange(len(z), device=z.device)
+                    src = t[:, None] + torch.arange(-before, 0, device=z.device)  # (B, K-1) frame indices
+                    idx = (src - (seen - len(past))).clamp(min=0)
+                    previous = torch.where((src >= 0)[..., None], full[idx], initial)  # (B, K-1, D)
+                    history = full[-before:]  # memory stays flat: only K-1 features cross batches
                 epistemic = None
                 if with_epistemic is not None:
                     mu, sigma, epistemic = with_epistemic(z, initial, goal, previous)
@@ -180,6 +195,17 @@ class RewardModel:
                     prob = predict_success(z, initial, goal, previous).float().cpu().numpy()
                 seen += len(z)
                 yield mu.float().cpu().numpy(), sigma.float().cpu().numpy(), prob, epistemic
+
+    @property
+    def context(self) -> int:
+        """Frames a reward reads: K for a temporal head (the frame and its K-1 predecessors), else 1."""
+        return int(getattr(self.head.config, "context", 1))
+
+    def _embed(self, frames: torch.Tensor) -> torch.Tensor:
+        """head.embed, under bf16 autocast when the model scores in bf16 (the encoder is where the time goes);
+        features come back as float32, so the small predict heads run as trained."""
+        with autocast(self.device, self.amp_dtype):
+            return self.head.embed(frames).float()
 
     @property
     def motion_gap(self) -> int:
@@ -221,6 +247,7 @@ def head_config_dict(head: nn.Module) -> dict[str, Any]:
     return asdict(head.config)
 
 
-def load(directory: str | os.PathLike, device: str | torch.device = "cpu") -> RewardModel:
-    """Load a model folder written by `v2r train` (model.safetensors + config.json)."""
-    return RewardModel.load(directory, device)
+def load(directory: str | os.PathLike, device: str | torch.device = "cpu", precision: str = "auto") -> RewardModel:
+    """Load a model folder written by `v2r train` (model.safetensors + config.json). `precision` 'auto' scores
+    in bf16 on a CUDA device (the encoder under autocast) and in float32 on CPU; 'fp32' or 'bf16' to choose."""
+    return RewardModel.load(directory, device, precision)

@@ -28,10 +28,12 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from video2reward.config import RLConfig
 from video2reward.errors import ConfigError
 from video2reward.model_files import save_tensors, write_json
+from video2reward.preflight import check_output_folder
 from video2reward.rl.envs import EnvSpec, TaskInfo, env_spec
 
 EVAL_FIELDS = ("step", "success_rate", "env_return", "learned_return", "episode_length", "wall_s")
@@ -137,7 +139,7 @@ def train_agent(task: str, reward: str, out: str | Path, config: RLConfig | None
 
     config = config or RLConfig()
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    check_output_folder(out, "the run")  # before the first environment step, not after hours of them
     torch.set_num_threads(max(1, config.threads))
     spec = env_spec(task)
     discrete = spec.discrete()
@@ -191,8 +193,8 @@ def train_agent(task: str, reward: str, out: str | Path, config: RLConfig | None
             writer.flush()
         if progress:
             learned = "" if row.learned_return is None else f", learned return {row.learned_return:.1f}"
-            print(f"step {step}: success {row.success_rate:.0%}, env return {row.env_return:.1f}{learned}, "
-                  f"length {row.episode_length:.0f} ({row.wall_s:.0f} s)", flush=True)
+            tqdm.write(f"step {step}: success {row.success_rate:.0%}, env return {row.env_return:.1f}{learned}, "
+                       f"length {row.episode_length:.0f} ({row.wall_s:.0f} s)")  # above the progress bar
 
     def run_refine(step: int) -> None:
         stats = refiner.refine(config.refine_steps)
@@ -208,9 +210,9 @@ def train_agent(task: str, reward: str, out: str | Path, config: RLConfig | None
             for key in ("loss", "expert_mae", "agent_mu", "pushback"):
                 writer.add_scalar(f"refine/{key}", stats[key], step)
         if progress:
-            print(f"step {step}: refined the reward ({config.refine_steps} steps, {stats['agent_frames']} agent "
-                  f"frames): agent mu {stats['agent_mu_before']:.3f} -> {stats['agent_mu']:.3f}, demo |mu - t| "
-                  f"{stats['expert_mae']:.3f} ({stats['seconds']:.1f} s)", flush=True)
+            tqdm.write(f"step {step}: refined the reward ({config.refine_steps} steps, {stats['agent_frames']} "
+                       f"agent frames): agent mu {stats['agent_mu_before']:.3f} -> {stats['agent_mu']:.3f}, demo "
+                       f"|mu - t| {stats['expert_mae']:.3f} ({stats['seconds']:.1f} s)")
 
     class EvalCallback(BaseCallback):
         def _on_step(self) -> bool:
@@ -226,7 +228,21 @@ def train_agent(task: str, reward: str, out: str | Path, config: RLConfig | None
                 run_refine(self.num_timesteps)
             return True
 
+    class ProgressBar(BaseCallback):
+        """A tqdm bar over environment steps (`--quiet` turns it off)."""
+
+        def _on_training_start(self) -> None:
+            self.bar = tqdm(total=config.steps, desc=f"rl {algo} on {task}", unit="step", dynamic_ncols=True)
+
+        def _on_step(self) -> bool:
+            self.bar.update(min(self.num_timesteps, config.steps) - self.bar.n)  # SB3 may overshoot by a few
+            return True
+
+        def _on_training_end(self) -> None:
+            self.bar.close()
+
     callbacks = ([RefineCallback()] if refiner is not None else []) + [EvalCallback()]
+    callbacks += [ProgressBar()] if progress else []
     interrupted = False
     try:
         agent.learn(total_timesteps=config.steps, callback=CallbackList(callbacks), tb_log_name=algo.upper())

@@ -9,7 +9,8 @@
 
 Every step renders the frame and scores it incrementally, keeping per episode the reset frame's
 features (the initial frame progress is measured from), the last `motion_gap` frames' features (the
-motion partner) and the previous mu (for shaping). The rewards of an episode equal
+motion partner) or, for a temporal head, the rolling context of the last K-1 frames' features, and the
+previous mu (for shaping); reset() clears them all. The rewards of an episode equal
 `model.score(frames)` on that episode's frames, frame for frame: the reset frame is frame 0 and step t
 gets the reward of frame t.
 
@@ -171,12 +172,24 @@ class LearnedReward(gym.Wrapper, gym.utils.RecordConstructorArgs):
     # ---- per-episode state ------------------------------------------------------------------------
     def _reset_state(self) -> None:
         self._initial: torch.Tensor | None = None  # (D,) features of the episode's first frame
-        self._history: deque[torch.Tensor] = deque(maxlen=max(self.model.motion_gap, 1))  # last gap (1, D)
+        self._history: deque[torch.Tensor] = deque(maxlen=max(self._kept, 1))  # last gap (or K-1) (1, D)
         self._previous_mu = 0.0
         self._at_goal_steps = 0
         self.frame: np.ndarray | None = None  # the latest model frame (S, S, 3)
         self._initial_frame: np.ndarray | None = None  # model frames kept for refresh(): the first one
-        self._recent_frames: deque[np.ndarray] = deque(maxlen=self.model.motion_gap + 1)  # frames t - gap .. t
+        self._recent_frames: deque[np.ndarray] = deque(maxlen=self._kept + 1)  # frames t - gap (t-K+1) .. t
+
+    @property
+    def _kept(self) -> int:
+        """Earlier frames a reward reads: the motion gap, or K-1 for a temporal head."""
+        return max(self.model.motion_gap, self.model.context - 1)
+
+    def _context_before(self) -> torch.Tensor:
+        """(1, K-1, D): the features of the K-1 frames before the current one, oldest first, the episode's first
+        frame standing in for frames before it (as score_chunks does)."""
+        before = self.model.context - 1
+        past = list(self._history)[-before:]
+        return torch.cat([self._initial[None]] * (before - len(past)) + past)[None]
 
     def model_frame(self, frame: np.ndarray) -> np.ndarray:
         """A rendered (H, W, 3) uint8 frame -> the (S, S, 3) frame the model scores."""
@@ -202,6 +215,9 @@ class LearnedReward(gym.Wrapper, gym.utils.RecordConstructorArgs):
         gap = self.model.motion_gap
         if gap > 0:  # frame t - gap, or the initial frame while t < gap (as score_chunks does)
             previous = self._history[0] if len(self._history) == gap else self._initial[None]
+            self._history.append(z)
+        elif self.model.context > 1:  # the rolling context: frames t-K+1 .. t-1
+            previous = self._context_before()
             self._history.append(z)
         mu, sigma = head.predict(z, self._initial, self.goal, previous)
         prob = None
@@ -229,6 +245,9 @@ class LearnedReward(gym.Wrapper, gym.utils.RecordConstructorArgs):
             self._history = deque((recent[i : i + 1] for i in range(max(len(recent) - gap, 0), len(recent))),
                                   maxlen=gap)
             previous = recent[:1] if len(recent) == gap + 1 else self._initial[None]  # frame t - gap, or the first
+        elif self.model.context > 1:  # recent holds frames t-K+1 .. t (fewer early in the episode)
+            self._history = deque((recent[i : i + 1] for i in range(len(recent))), maxlen=self.model.context - 1)
+            previous = torch.cat([self._initial[None]] * (self.model.context - len(recent)) + [recent[:-1]])[None]
         mu, _ = head.predict(recent[-1:], self._initial, self.goal, previous)
         self._previous_mu = float(mu[0])
 

@@ -2,7 +2,9 @@
 to the model's square size (letterbox pad, center crop or stretch), and encoding frames back to a file.
 
 Decoding never holds a whole video: `iter_frames` yields fixed-size chunks, so memory stays flat in
-video length. Every failure raises `VideoError` naming the file and what to do about it.
+video length. Every failure raises `VideoError` naming the file and what to do about it, including a file that
+decodes without error but stops well short of the length its header announces (cut off), and a pipe or device
+given as a video (opening one could wait forever). What each bad input gives: README, "Bad input and faults".
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ def find_videos(paths: Sequence[str | os.PathLike]) -> list[VideoSource]:
         path = Path(given_str)
         if not path.exists():
             raise VideoError(f"{given_str}: no such file or folder")
-        if path.is_file():
+        if not path.is_dir():  # a file (or a pipe or device, refused when opened)
             suffix = path.suffix.lower()
             if suffix not in VIDEO_SUFFIXES + IMAGE_SUFFIXES:
                 raise VideoError(
@@ -143,13 +145,21 @@ def fit_square(frame: np.ndarray, size: int | None, fit: str = "pad") -> np.ndar
     return to_square(frame, size)
 
 
+_NOT_A_FILE = "not a regular file (a pipe or device: reading it could wait forever); save the video to a file"
+
+
 def _open_container(source: VideoSource):
+    if not source.path.is_file():
+        raise VideoError(f"{source.name}: {_NOT_A_FILE}")
     try:
         if source.path.stat().st_size == 0:
             raise VideoError(f"{source.name}: file is empty (0 bytes); {_FIX}")
         container = av.open(str(source.path), mode="r")
     except VideoError:
         raise
+    except av.error.InvalidDataError as exc:
+        raise VideoError(f"{source.name}: cannot open as a video ({exc.strerror}: truncated, damaged, or not a "
+                         f"video file); {_FIX}") from exc
     except (av.error.FFmpegError, OSError, UnicodeDecodeError, ValueError) as exc:
         raise VideoError(f"{source.name}: cannot open as a video ({exc}); {_FIX}") from exc
     if not container.streams.video:
@@ -175,6 +185,8 @@ def probe(video: VideoSource | str | os.PathLike) -> VideoInfo:
 
 
 def _open_image(file: Path, source: VideoSource) -> Image.Image:
+    if not file.is_file():
+        raise VideoError(f"{source.name}: frame {file.name} is {_NOT_A_FILE}")
     try:
         img = Image.open(file)
         img.load()
@@ -221,9 +233,15 @@ def _iter_file_frames(source: VideoSource, size: int | None, fit: str) -> Iterat
         # One swscale context for the whole video: frame.reformat / to_ndarray(format=...) set one up per frame,
         # which cost 0.28 ms of CPU per 128x96 frame against 0.05 ms reused (same pixels), 5x the decoding itself.
         reformatter = VideoReformatter()
-        count = 0
+        count, first, end = 0, None, None  # when the first frame starts and the last one ends, seconds
+        rate = stream.average_rate or stream.guessed_rate
+        frame_seconds = 1 / float(rate) if rate else 0.0
         try:
             for frame in container.decode(stream):
+                first = frame.time if first is None else first
+                if frame.time is not None:  # a frame held long (screen recordings) counts with its own duration
+                    held = frame.duration and frame.time_base and float(frame.duration * frame.time_base)
+                    end = frame.time + (held or frame_seconds)
                 if size is None:
                     rgb = reformatter.reformat(frame, format="rgb24").to_ndarray()
                 else:
@@ -234,14 +252,42 @@ def _iter_file_frames(source: VideoSource, size: int | None, fit: str) -> Iterat
                 count += 1
                 yield rgb
         except av.error.FFmpegError as exc:
+            reason = exc.strerror or exc  # not str(exc): that names FFmpeg's function, not the file
             if count == 0:
-                raise VideoError(f"{source.name}: cannot decode any frame ({exc}); {_FIX}") from exc
+                raise VideoError(f"{source.name}: cannot decode any frame ({reason}); {_FIX}") from exc
             raise VideoError(
-                f"{source.name}: decoding failed after {count} frames ({exc}); the file is probably "
-                f"truncated; {_FIX}"
+                f"{source.name}: decoding failed after {count} frames ({reason}); the file is probably "
+                f"truncated or damaged; {_FIX}"
             ) from exc
         if count == 0:
             raise VideoError(f"{source.name}: decoded 0 frames; {_FIX}")
+        _check_complete(source, stream, count, first, end)
+
+
+def _announced_seconds(stream) -> float | None:
+    """The video stream's length as the file's header states it (mp4, avi: the stream duration; mkv, webm: the
+    DURATION tag the muxer writes when it finishes), or None when the header does not say."""
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    hours, _, rest = stream.metadata.get("DURATION", "").partition(":")
+    minutes, _, secs = rest.partition(":")
+    try:
+        return int(hours) * 3600 + int(minutes) * 60 + float(secs)
+    except ValueError:
+        return None
+
+
+def _check_complete(source: VideoSource, stream, count: int, first: float | None, end: float | None) -> None:
+    """A cut-off mkv/webm/avi decodes its first part without any FFmpeg error; decoding a prefix silently would
+    make a demonstration end before its goal (wrong progress labels), so a video that stops well before the
+    length its header announces is an error."""
+    announced = _announced_seconds(stream)
+    if announced is None or first is None or end is None:
+        return
+    decoded = end - first
+    if decoded < 0.9 * announced and announced - decoded > 0.5:
+        raise VideoError(f"{source.name}: decoded {count} frames ({decoded:.1f} s) of the {announced:.1f} s its "
+                         f"header announces: the file is truncated; {_FIX}")
 
 
 def iter_frames(
