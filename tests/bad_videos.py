@@ -66,16 +66,24 @@ def damaged_frames(folder: Path) -> Path:
     return path
 
 
+def encode_all(container, stream, frames) -> None:
+    """Encode every frame of `frames` into `stream`, flush the encoder, and mux all packets into `container`."""
+    for frame in frames:
+        for packet in stream.encode(frame):
+            container.mux(packet)
+    for packet in stream.encode():  # the frames the encoder still holds
+        container.mux(packet)
+
+
 def _audio_only(path: Path) -> Path:
     with av.open(str(path), "w") as container:
         stream = container.add_stream("aac", rate=16000)
+        frames = []
         for k in range(10):
             frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
             frame.sample_rate, frame.pts = 16000, k * 1024
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+            frames.append(frame)
+        encode_all(container, stream, frames)
     return path
 
 
@@ -97,15 +105,13 @@ def variable_frame_rate(folder: Path) -> Path:
         stream.width = stream.height = 32
         stream.pix_fmt = "yuv420p"
         stream.codec_context.time_base = Fraction(1, 1000)
-        pts = 0
+        frames, pts = [], 0
         for k, rgb in enumerate(moving_square(20, 32)):
             frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
             frame.pts, frame.time_base = pts, Fraction(1, 1000)
             pts += VFR_GAPS_MS[k % 4]
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+            frames.append(frame)
+        encode_all(container, stream, frames)
     return path
 
 
@@ -120,30 +126,27 @@ def four_k(folder: Path) -> Path:
     return path
 
 
-def _coded_stream(path: Path, codec: str, pix_fmt: str) -> Path:
+def coded_stream(path: Path, codec: str, pix_fmt: str) -> Path:
     """4 frames of flat gray 0, 60, 120, 180, stored in `pix_fmt` (gray, gray16le, rgba, ...)."""
     with av.open(str(path), "w") as container:
         stream = container.add_stream(codec, rate=10)
         stream.width, stream.height, stream.pix_fmt = 32, 32, pix_fmt
-        for k in range(4):
-            frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 60 * k, np.uint8), format="rgb24")
-            for packet in stream.encode(frame.reformat(format=pix_fmt)):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+        encode_all(container, stream, [
+            av.VideoFrame.from_ndarray(np.full((32, 32, 3), 60 * k, np.uint8), format="rgb24").reformat(format=pix_fmt)
+            for k in range(4)])
     return path
 
 
 def gray_video(folder: Path) -> Path:
-    return _coded_stream(folder / "gray.mkv", "ffv1", "gray")
+    return coded_stream(folder / "gray.mkv", "ffv1", "gray")
 
 
 def gray16_video(folder: Path) -> Path:
-    return _coded_stream(folder / "gray16.mkv", "ffv1", "gray16le")
+    return coded_stream(folder / "gray16.mkv", "ffv1", "gray16le")
 
 
 def rgba_video(folder: Path) -> Path:
-    return _coded_stream(folder / "rgba.mov", "png", "rgba")
+    return coded_stream(folder / "rgba.mov", "png", "rgba")
 
 
 def _frame_folder(folder: Path, images: list[Image.Image]) -> Path:
@@ -173,8 +176,7 @@ def rgb48_png(path: Path, value: int = 40000) -> None:
     with av.open(str(path), "w", format="image2") as container:
         stream = container.add_stream("png")
         stream.width, stream.height, stream.pix_fmt = 32, 24, "rgb48be"
-        for packet in [*stream.encode(frame.reformat(format="rgb48be")), *stream.encode()]:
-            container.mux(packet)
+        encode_all(container, stream, [frame.reformat(format="rgb48be")])
 
 
 def rgb48_png_folder(folder: Path) -> Path:

@@ -14,20 +14,10 @@ import torch.nn as nn
 import video2reward.model_files as model_files
 import video2reward.training_loop as training_loop
 from video2reward.errors import ModelFileError
+from toy_regressor import Regressor, regression_batch
 from video2reward.training_loop import Checkpointer, TrainingError, train_loop
 
 STEPS, EVERY = 20, 4
-
-
-class Regressor(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.net = nn.Sequential(nn.Linear(4, 16), nn.Tanh(), nn.Linear(16, 1))
-
-    def forward(self, batch):
-        x, y = batch
-        loss = (self.net(x).squeeze(-1) - y).pow(2).mean()
-        return loss, {"loss": loss.item()}
 
 
 class Crash(Exception):
@@ -47,8 +37,7 @@ def run(folder: Path, sample=None, resume: bool = False) -> tuple[nn.Module, Che
 
 
 def good_batch(g: torch.Generator):
-    x = torch.randn(16, 4, generator=g)
-    return x, x.sum(dim=1).sin()
+    return regression_batch(g, size=16)
 
 
 def same_weights(a: nn.Module, b: nn.Module) -> bool:

@@ -10,25 +10,8 @@ import pytest
 import torch
 import torch.nn as nn
 
+from toy_regressor import Regressor, regression_batch
 from video2reward.training_loop import Checkpointer, TrainingError, train_loop, warmup_cosine
-
-
-class Regressor(nn.Module):
-    """forward(batch) -> (loss, metrics), like every objective and head."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.net = nn.Sequential(nn.Linear(4, 16), nn.Tanh(), nn.Linear(16, 1))
-
-    def forward(self, batch):
-        x, y = batch
-        loss = (self.net(x).squeeze(-1) - y).pow(2).mean()
-        return loss, {"loss": loss.item()}
-
-
-def sample(generator: torch.Generator):
-    x = torch.randn(32, 4, generator=generator)
-    return x, x.sum(dim=1).sin()
 
 
 def run(tmp: Path, steps: int, interrupt_at: int | None = None, resume: bool = False) -> nn.Module:
@@ -43,7 +26,7 @@ def run(tmp: Path, steps: int, interrupt_at: int | None = None, resume: bool = F
         if sampler.calls == interrupt_at:
             os.kill(os.getpid(), signal.SIGINT)  # a real Ctrl-C, delivered mid-step
         sampler.calls += 1
-        return sample(g)
+        return regression_batch(g)
 
     sampler.calls = start
     train_loop(model, sampler, opt, steps, gen, warmup=3, checkpointer=ckpt, start_step=start, progress=False)
@@ -71,7 +54,7 @@ def test_nan_loss_stops_with_the_step_named(tmp_path: Path) -> None:
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
 
     def bad(g):
-        x, y = sample(g)
+        x, y = regression_batch(g)
         return x, y * float("nan")
 
     with pytest.raises(TrainingError, match="loss became nan at step 0"):

@@ -78,19 +78,12 @@ def test_the_seeds_decode(seed_videos, tmp_path: Path) -> None:
         assert read_frames(path, 16).shape == (12, 16, 16, 3)
 
 
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
 @FUZZ
 @given(mutations=st.lists(MUTATION, min_size=1, max_size=6))
-def test_mutated_mp4_decodes_or_raises_video_error(seed_videos, tmp_path: Path, mutations) -> None:
-    path = tmp_path / "fuzzed.mp4"
-    path.write_bytes(mutate(seed_videos[".mp4"], mutations))
-    decode_or_video_error(path)
-
-
-@FUZZ
-@given(mutations=st.lists(MUTATION, min_size=1, max_size=6))
-def test_mutated_mkv_decodes_or_raises_video_error(seed_videos, tmp_path: Path, mutations) -> None:
-    path = tmp_path / "fuzzed.mkv"
-    path.write_bytes(mutate(seed_videos[".mkv"], mutations))
+def test_mutated_video_decodes_or_raises_video_error(seed_videos, tmp_path: Path, suffix: str, mutations) -> None:
+    path = tmp_path / f"fuzzed{suffix}"
+    path.write_bytes(mutate(seed_videos[suffix], mutations))
     decode_or_video_error(path)
 
 

@@ -153,18 +153,9 @@ def test_unicode_and_space_paths(tmp_path: Path) -> None:
 @pytest.mark.parametrize("codec, pix_fmt, suffix", [("ffv1", "gray", ".mkv"), ("png", "rgba", ".mov"),
                                                     ("ffv1", "gray16le", ".mkv")])
 def test_grayscale_rgba_and_16bit_video_streams(tmp_path: Path, codec: str, pix_fmt: str, suffix: str) -> None:
-    import av
+    from bad_videos import coded_stream  # 4 flat frames of gray 0, 60, 120, 180 stored in pix_fmt
 
-    path = tmp_path / f"clip{suffix}"
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream(codec, rate=10)
-        stream.width, stream.height, stream.pix_fmt = 32, 32, pix_fmt
-        for k in range(4):
-            frame = av.VideoFrame.from_ndarray(np.full((32, 32, 3), 60 * k, np.uint8), format="rgb24")
-            for packet in stream.encode(frame.reformat(format=pix_fmt)):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+    path = coded_stream(tmp_path / f"clip{suffix}", codec, pix_fmt)
     out = read_frames(path, size=16)
     assert out.shape == (4, 16, 16, 3)
     np.testing.assert_allclose(out.astype(float).mean(axis=(1, 2, 3)), [0, 60, 120, 180], atol=3)
