@@ -30,7 +30,7 @@ from video2reward.objectives import OBJECTIVES, build_objective
 from video2reward.objectives.base import batch_to
 from video2reward.precision import autocast_dtype
 from video2reward.training_loop import check_writable, fit_resumable
-from video2reward.video.dataset import load_demonstrations
+from video2reward.video.dataset import Demonstration, load_demonstrations
 from video2reward.video.frame_sampler import FrameSampler
 from video2reward.video.multiview import MultiViewSampler, group_views
 from video2reward.video.view_augment import ViewAugment
@@ -49,12 +49,14 @@ class PretrainResult:
 def pretrain_encoder(
     paths: Sequence[str | os.PathLike], out: str | os.PathLike, config: PretrainConfig | None = None,
     method_options: Mapping[str, Any] | None = None, resume: bool = False, skip_bad: bool = False,
-    progress: bool = True, views: Sequence[str | os.PathLike] = (),
+    progress: bool = True, views: Sequence[str | os.PathLike] = (), demos: Sequence[Demonstration] | None = None,
 ) -> PretrainResult:
     """Pretrain `config.encoder` on every video under `paths` with `config.method`; save it to `out`.
     `method_options` override fields of the method's config (e.g. {"teacher_temp": 0.07} for DINO).
     `views` (tcn only): two or more folders of the same episodes seen by other cameras (matched by file name),
-    for multi-view TCN (video/multiview.py); `paths` is then ignored."""
+    for multi-view TCN (video/multiview.py); `paths` is then ignored. `demos`: the videos of `paths` already
+    decoded at `config.image_size` / `frame_fit` / `max_frames_per_video` (as `v2r train --pretrain` has them),
+    used instead of decoding `paths` again."""
     config = config or PretrainConfig()
     method_options = dict(method_options or {})
     out = Path(out)
@@ -83,8 +85,11 @@ def pretrain_encoder(
         sampler = MultiViewSampler(group_views([d for d, _ in per_view], views),
                                    frames_per_video=config.frames_per_video, videos_per_batch=per_step_videos)
     else:
-        demos, skipped = load_demonstrations(paths, config.image_size, config.max_frames_per_video, skip_bad,
-                                             progress, config.frame_fit)
+        if demos is None:
+            demos, skipped = load_demonstrations(paths, config.image_size, config.max_frames_per_video, skip_bad,
+                                                 progress, config.frame_fit)
+        else:
+            skipped = []  # whoever decoded them reports what it skipped
         sampler = FrameSampler(list(demos), frames_per_video=config.frames_per_video,
                                videos_per_batch=per_step_videos, neighbour_window=window)
 

@@ -107,10 +107,11 @@ def self_pretrains(config: TrainConfig) -> bool:
             and not has_imagenet_weights(config.encoder))
 
 
-def _pretrain_fresh_encoder(paths: Sequence[str | os.PathLike], config: TrainConfig, out: Path, resume: bool,
-                            skip_bad: bool, progress: bool) -> tuple[nn.Module, dict[str, Any]]:
-    """`v2r pretrain --method config.pretrain` on the training videos, into OUT/pretrain (resumable; removed once
-    the model is saved). Returns the encoder (frozen with `config.freeze`) and what the model file records."""
+def _pretrain_fresh_encoder(demos: Sequence[Demonstration], config: TrainConfig, out: Path, resume: bool,
+                            progress: bool) -> tuple[nn.Module, dict[str, Any]]:
+    """`v2r pretrain --method config.pretrain` on the (already decoded) training videos, into OUT/pretrain
+    (resumable; removed once the model is saved). Returns the encoder (frozen with `config.freeze`) and what the
+    model file records."""
     from video2reward.pretrain import pretrain_encoder
 
     pre_out = out / "pretrain"
@@ -123,8 +124,8 @@ def _pretrain_fresh_encoder(paths: Sequence[str | os.PathLike], config: TrainCon
     if resume and (pre_out / ENCODER_WEIGHTS).exists():  # pretraining had finished before the interruption
         encoder, _ = load_encoder(pre_out)
     else:
-        encoder = pretrain_encoder(paths, pre_out, pre_config, resume=resume and (pre_out / "checkpoint").exists(),
-                                   skip_bad=skip_bad, progress=progress).encoder
+        encoder = pretrain_encoder([], pre_out, pre_config, resume=resume and (pre_out / "checkpoint").exists(),
+                                   progress=progress, demos=demos).encoder
     if config.freeze:
         encoder.requires_grad_(False)
     info = {"method": config.pretrain, "steps": config.pretrain_steps, "seconds": round(time.perf_counter() - t0, 2)}
@@ -281,12 +282,12 @@ def train_reward_model(
         config = replace(config, image_size=int(encoder.config.image_size))
     device = distributed.place(resolve_device(config.device))  # cuda:LOCAL_RANK under torchrun
     t0 = time.perf_counter()
-    pretrain_info = None
-    if self_pretrains(config):  # a fresh cnn/vit learns from the videos themselves before the head trains on it
-        encoder, pretrain_info = _pretrain_fresh_encoder(paths, config, out, resume, skip_bad, progress)
-        torch.manual_seed(config.seed)  # the head's initialisation does not depend on how pretraining drew
     demos, skipped = load_demonstrations(paths, config.image_size, config.max_frames_per_video, skip_bad, progress,
                                          config.frame_fit)
+    pretrain_info = None
+    if self_pretrains(config):  # a fresh cnn/vit learns from the videos themselves before the head trains on it
+        encoder, pretrain_info = _pretrain_fresh_encoder(demos, config, out, resume, progress)
+        torch.manual_seed(config.seed)  # the head's initialisation does not depend on how pretraining drew
     negatives, skipped_negatives = load_negatives(config, paths, skip_bad, progress)
     skipped = skipped + skipped_negatives
     encoder_info = None
