@@ -18,7 +18,8 @@ on the held-out splits: VOC on test_expert, AUROC test_expert vs test_fail, AURO
 test_partial, dense = Spearman with the env's dense signal over test_expert + test_fail; VOC cam = VOC on
 test_cam/test_expert (other cameras, `v2r demo-data`'s camera-shift split), VOC cam goal = the same with each
 camera's goal image (goal-reading heads only), VOC cam rel = relative goal progress to that image in the model's
-encoder features (relative_reward.py; not for pixel-ridge). Each finished row is
+encoder features (relative_reward.py, projection reading; not for pixel-ridge), AUROC cam rel = its success AUROC
+from the other cameras (expert vs failed). Each finished row is
 appended to OUT/results.jsonl at once; a rerun with the same --out skips the rows already there, so an
 interrupted benchmark continues. Nothing else is cached: every figure is measured on this machine.
 """
@@ -87,6 +88,7 @@ def row_name(head: str, encoder: str) -> str:
 def run_row(task_dir: Path, head: str, encoder: str, out: Path, args) -> dict:
     """Train and evaluate one row; returns its JSON record."""
     name = row_name(head, encoder).replace(":", "-").replace(",", "-").replace("=", "")
+    name = name.replace(os.sep, "_").replace("/", "_")  # an encoder=PATH option: one folder, not a nested path
     encoder, *options = encoder.split(",")  # row options (e.g. sequence=ssm) override TrainConfig fields
     config = replace(TrainConfig(), head=head, steps=args.steps, seed=args.seed, threads=args.threads)
     if head != "pixel-ridge":
@@ -149,7 +151,8 @@ def main() -> None:
             record = done[key]
             row = QualityRow(record["task"], record["head"], record["voc"], record["auroc"], record["dense"],
                              record["train_seconds"], record["score_fps"], record.get("auroc_near_miss"),
-                             record.get("voc_cam"), record.get("voc_cam_goal"), record.get("voc_cam_relative"))
+                             record.get("voc_cam"), record.get("voc_cam_goal"), record.get("voc_cam_relative"),
+                             record.get("auroc_cam_relative"))
             print(format_table([row]).splitlines()[-1], flush=True)
             rows.append(row)
     print()

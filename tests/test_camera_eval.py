@@ -72,6 +72,9 @@ def test_camera_fields_filled_in(data, models):
         assert reads_goal(model) == (head == "progress")
         assert math.isnan(result.voc_cam_goal) == (head == "pixel-ridge")
         assert math.isnan(result.voc_cam_relative) == (head == "pixel-ridge")  # no encoder features
+        assert math.isnan(result.auroc_cam_relative) == (head == "pixel-ridge")
+        assert EvalResult.from_json(result.to_json()).auroc_cam_relative == pytest.approx(result.auroc_cam_relative,
+                                                                                          nan_ok=True)
         # the in-view numbers do not depend on test_cam/
         plain, *_ = evaluate_data_dir_with_near_misses(model, data, progress=False, camera_shift=False)
         assert plain.voc == result.voc and plain.n_cam == 0 and math.isnan(plain.voc_cam)
@@ -114,14 +117,39 @@ def test_cli_eval_reports_other_cameras(data, models, tmp_path, capsys):
     assert saved["n_cam"] == 2 and saved["voc_cam"] is not None
 
 
-def test_relative_progress_runs_from_zero_towards_one():
+def test_relative_distance_runs_from_zero_towards_one():
     import torch
 
     from video2reward.relative_reward import relative_progress
 
     goal = torch.zeros(2)
     features = torch.tensor([[4.0, 0.0], [2.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
-    np.testing.assert_allclose(relative_progress(features, goal), [0.0, 0.5, 0.75, 1.0])
+    np.testing.assert_allclose(relative_progress(features, goal, "distance"), [0.0, 0.5, 0.75, 1.0])
+
+
+def test_relative_projection_counts_only_movement_towards_the_goal():
+    import torch
+
+    from video2reward.relative_reward import relative_progress
+
+    goal = torch.tensor([4.0, 0.0, 0.0])  # the line from the first frame (origin) to the goal is the x axis
+    features = torch.tensor([[0.0, 0.0, 0.0],
+                             [1.0, 0.0, 0.0],    # a quarter of the way
+                             [1.0, 3.0, -2.0],   # the same, plus a sideways change: still a quarter
+                             [-2.0, 0.0, 0.0],   # moved away from the goal: negative
+                             [4.0, 0.0, 0.0],    # at the goal
+                             [6.0, 1.0, 0.0]])   # past it
+    np.testing.assert_allclose(relative_progress(features, goal), [0.0, 0.25, 0.25, -0.5, 1.0, 1.5])
+    # the same by hand for random features: <z_t - z_0, g - z_0> / |g - z_0|^2
+    gen = torch.Generator().manual_seed(0)
+    z, g = torch.randn(7, 5, generator=gen), torch.randn(5, generator=gen)
+    line = g - z[0]
+    expected = [float((z[t] - z[0]).dot(line) / line.dot(line)) for t in range(7)]
+    np.testing.assert_allclose(relative_progress(z, g, "projection"), expected, rtol=1e-5, atol=1e-6)
+    # the distance reading sees the sideways change as moving away
+    assert relative_progress(features, goal, "distance")[2] < relative_progress(features, goal, "distance")[1]
+    with pytest.raises(ValueError, match="projection, distance"):
+        relative_progress(features, goal, "angle")
 
 
 def test_cli_scores_relative_goal_progress(data, models, tmp_path):
@@ -133,4 +161,55 @@ def test_cli_scores_relative_goal_progress(data, models, tmp_path):
                  "--out", str(out), "--quiet"]) == 0
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(lines) == 2 and all(line["rewards"][0] == 0.0 and len(line["rewards"]) == 22 for line in lines)
+    distance_out = tmp_path / "rel_distance.jsonl"
+    assert main(["score", str(model_dir), str(data / "test_cam" / "test_expert"), "--goal", str(goal), "--relative",
+                 "--relative-reading", "distance", "--out", str(distance_out), "--quiet"]) == 0
+    distance = [json.loads(line) for line in distance_out.read_text().splitlines()]
+    assert [d["rewards"][0] for d in distance] == [0.0, 0.0] and distance[0]["rewards"] != lines[0]["rewards"]
     assert main(["score", str(model_dir), str(data / "test_expert"), "--relative", "--out", str(out), "--quiet"]) == 2
+
+
+def test_spatial_features_are_the_encoders_flattened_feature_map(data, models):
+    """`embed_frames(spatial=True)` is the CNN's last feature map, flattened frame by frame (not the pooled vector
+    the head reads); a model without one says so; 'auto' picks the map where there is one."""
+    import torch
+
+    from video2reward.errors import ConfigError
+    from video2reward.relative_reward import use_feature_map
+    from video2reward.rewards.model import frames_to_tensor
+    from video2reward.video.io import read_frames
+
+    model = models["progress"]
+    frames = read_frames(data / "test_expert" / "ep_0.mp4", model.image_size, model.frame_fit)[:5]
+    spatial = model.embed_frames(frames, spatial=True)
+    with torch.inference_mode():
+        fmap = model.head.encoder.feature_map(frames_to_tensor(frames, model.device))  # (5, C, h, w)
+    assert fmap.ndim == 4 and spatial.shape == (5, fmap[0].numel())
+    torch.testing.assert_close(spatial, fmap.flatten(1))
+    assert spatial.shape[1] != model.embed_frames(frames).shape[1]
+    assert use_feature_map(model) and use_feature_map(model, "map") and not use_feature_map(model, "pooled")
+
+    class NoMap(torch.nn.Module):  # a head whose encoder has no feature map (as a ViT's)
+        def __init__(self):
+            super().__init__()
+            self.encoder = torch.nn.Identity()
+
+    bare = type(model).__new__(type(model))
+    bare.head, bare.config = NoMap(), {"head": "progress", "encoder": {"name": "vit"}}
+    assert not bare.has_feature_map and not use_feature_map(bare)
+    with pytest.raises(ConfigError, match="progress model has vit: use its pooled features"):
+        bare._feature_map(frames_to_tensor(frames, model.device))
+
+
+def test_cli_relative_features_map_and_pooled(data, models, tmp_path):
+    model_dir = tmp_path / "m"
+    models["progress"].save(model_dir)
+    goal = data / "test_cam" / "goals" / "same.png"
+    readings = {}
+    for features in ("map", "pooled", "auto"):
+        out = tmp_path / f"{features}.jsonl"
+        assert main(["score", str(model_dir), str(data / "test_cam" / "test_expert"), "--goal", str(goal),
+                     "--relative", "--relative-features", features, "--out", str(out), "--quiet"]) == 0
+        readings[features] = [json.loads(line)["rewards"] for line in out.read_text().splitlines()]
+    assert readings["auto"] == readings["map"] != readings["pooled"]
+    assert all(r[0] == 0.0 for r in readings["map"] + readings["pooled"])

@@ -9,8 +9,10 @@ seen from that view. Two readings of it:
   frames, seen from the training camera). Progress is already relative to the scored video's own first frame.
 * voc_cam_goal: each expert video scored with the goal image of its own view (`v2r score --goal IMAGE`), as a
   user who can photograph the goal with the new camera would; only for models whose head reads a goal.
-* voc_cam_relative: relative goal progress to that goal image in the model's encoder features, no head
-  (relative_reward.py; `v2r score --goal IMAGE --relative`).
+* voc_cam_relative, auroc_cam_relative: relative goal progress to that goal image in the model's encoder
+  features, no head (relative_reward.py; `v2r score --goal IMAGE --relative` with its defaults: the projection
+  reading of the encoder's feature map),
+  on the expert videos and, for the AUROC, expert vs failed videos (each with its own view's goal image).
 """
 
 from __future__ import annotations
@@ -22,8 +24,15 @@ from pathlib import Path
 import numpy as np
 
 from video2reward.errors import V2RError, VideoError
-from video2reward.evaluation import EvalResult, dense_from_labels, evaluate, load_labels, value_order_correlation
-from video2reward.relative_reward import relative_goal_progress
+from video2reward.evaluation import (
+    EvalResult,
+    dense_from_labels,
+    evaluate,
+    load_labels,
+    success_auroc,
+    value_order_correlation,
+)
+from video2reward.relative_reward import relative_goal_progress, use_feature_map
 from video2reward.rewards.model import RewardModel
 from video2reward.scoring import score_videos
 from video2reward.video.io import find_videos
@@ -55,16 +64,17 @@ def _score_split(model: RewardModel, cam_dir: Path, split: str, skip_bad: bool, 
     return {Path(os.path.relpath(s.source.path, cam_dir)).as_posix(): s.rewards.mu for s in report.videos}
 
 
-def view_goal_vocs(model: RewardModel, cam_dir: Path, labels: dict | None, skip_bad: bool = False,
-                   progress: bool = True) -> tuple[float, float]:
+def view_goal_readings(model: RewardModel, cam_dir: Path, labels: dict | None, skip_bad: bool = False,
+                       progress: bool = True) -> tuple[float, float, float]:
     """(VOC of test_cam/test_expert with each video scored against the goal image of its own view, VOC of the
-    relative goal progress to that image, relative_reward.py); labels.json gives "view" per video and
-    "goal_images" per view. The first is NaN for a head that reads no goal, both without goal images, the second
-    for pixel-ridge (no encoder)."""
+    relative goal progress to that image (relative_reward.py), success AUROC of that relative reading over
+    test_expert vs test_fail); labels.json gives "view" and "split" per video and "goal_images" per view. The
+    first is NaN for a head that reads no goal, all three without goal images, the last two for pixel-ridge (no
+    encoder)."""
     nan = float("nan")
     if labels is None or not labels.get("goal_images"):
-        return nan, nan
-    with_goal, relative = [], []
+        return nan, nan, nan
+    with_goal, relative, relative_failed = [], [], []
     has_encoder = model.config.get("head") != "pixel-ridge"
     for view, image in labels["goal_images"].items():
         path = cam_dir / image
@@ -72,15 +82,24 @@ def view_goal_vocs(model: RewardModel, cam_dir: Path, labels: dict | None, skip_
             raise V2RError(f"{cam_dir / 'labels.json'}: goal image {image} of view {view} is missing; "
                            f"regenerate the data with `v2r demo-data`")
         goal = model.goal_from_image(path)
-        videos = [cam_dir / key for key, entry in labels["videos"].items()
-                  if entry.get("split") == "test_expert" and entry.get("view") == view and (cam_dir / key).exists()]
-        if videos and reads_goal(model):
-            report = score_videos(model, videos, goal=goal, skip_bad=skip_bad, progress=progress)
+
+        def videos_of(split: str) -> list[Path]:
+            return [cam_dir / key for key, entry in labels["videos"].items()
+                    if entry.get("split") == split and entry.get("view") == view and (cam_dir / key).exists()]
+
+        experts = videos_of("test_expert")
+        if experts and reads_goal(model):
+            report = score_videos(model, experts, goal=goal, skip_bad=skip_bad, progress=progress)
             with_goal += [s.rewards.mu for s in report.videos]
-        if has_encoder:
-            relative += [relative_goal_progress(model, video, goal) for video in videos]
+        if has_encoder:  # `v2r score --goal IMAGE --relative` with its defaults
+            spatial = use_feature_map(model)
+            goal_features = model.goal_from_image(path, spatial)
+            relative += [relative_goal_progress(model, video, goal_features, spatial=spatial) for video in experts]
+            relative_failed += [relative_goal_progress(model, video, goal_features, spatial=spatial)
+                                for video in videos_of("test_fail")]
     return (value_order_correlation(with_goal) if with_goal else nan,
-            value_order_correlation(relative) if relative else nan)
+            value_order_correlation(relative) if relative else nan,
+            success_auroc(relative, relative_failed) if relative and relative_failed else nan)
 
 
 def add_camera_shift(result: EvalResult, model: RewardModel, data_dir: str | os.PathLike, skip_bad: bool = False,
@@ -95,6 +114,6 @@ def add_camera_shift(result: EvalResult, model: RewardModel, data_dir: str | os.
         else {}
     labels = load_labels(cam_dir)
     cam = evaluate(expert, failed, dense_from_labels(labels))
-    voc_goal, voc_relative = view_goal_vocs(model, cam_dir, labels, skip_bad, progress)
+    voc_goal, voc_relative, auroc_relative = view_goal_readings(model, cam_dir, labels, skip_bad, progress)
     return replace(result, voc_cam=cam.voc, auroc_cam=cam.auroc, dense_cam=cam.dense_spearman, n_cam=cam.n_expert,
-                   voc_cam_goal=voc_goal, voc_cam_relative=voc_relative)
+                   voc_cam_goal=voc_goal, voc_cam_relative=voc_relative, auroc_cam_relative=auroc_relative)

@@ -70,10 +70,20 @@ def cmd_demo_data(args: argparse.Namespace) -> None:
     folders = generate_demo_data(Path(args.out), tasks=args.tasks, seed=args.seed, n_train=args.n_train,
                                  n_test_expert=args.n_test_expert, n_test_fail=args.n_test_fail,
                                  n_test_partial=args.n_test_partial, progress=not args.quiet,
-                                 camera_shift=args.camera_shift)
+                                 camera_shift=args.camera_shift, train_views=args.train_views)
     cam = ", test_cam/" if args.camera_shift else ""
     for task, folder in folders.items():
-        print(f"{task}: {folder}  (train/, test_expert/, test_fail/, test_partial/{cam}, labels.json)")
+        views = ", train_views/" if (folder / "train_views").is_dir() and args.train_views else ""
+        print(f"{task}: {folder}  (train/, test_expert/, test_fail/, test_partial/{cam}{views}, labels.json)")
+    skipped = [task for task, folder in folders.items() if args.train_views and not (folder / "train_views").is_dir()]
+    if skipped:
+        print(f"no train views for {', '.join(skipped)}: a classic-control task has one 2-D view, no other camera")
+    if args.train_views and args.camera_shift:
+        from video2reward.demo.train_views import cameras_of_test_cam
+
+        seen = sorted(set(args.train_views) & cameras_of_test_cam())
+        if seen:
+            print(f"note: test_cam/ is also seen from {', '.join(seen)}: those views are not unseen any more")
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -110,8 +120,13 @@ def cmd_score(args: argparse.Namespace) -> None:
 
         if not args.goal:
             raise ConfigError("--relative needs --goal IMAGE: a picture of the task done, taken with this camera")
-        count = relative_to_jsonl(model, args.paths, args.goal, args.out)
-        print(f"scored {count} videos (relative goal progress to {args.goal}) -> {args.out}")
+        from video2reward.relative_reward import use_feature_map
+
+        spatial = use_feature_map(model, args.relative_features)
+        count = relative_to_jsonl(model, args.paths, args.goal, args.out, args.relative_reading, spatial)
+        where = "the encoder's feature map" if spatial else "pooled features"
+        print(f"scored {count} videos (relative goal progress to {args.goal}: {args.relative_reading} in {where}) "
+              f"-> {args.out}")
         return
     goal = model.goal_from_image(args.goal) if args.goal else None
     report = score_to_jsonl(model, args.paths, args.out, goal=goal, skip_bad=args.skip_bad,
@@ -348,6 +363,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "a moved training camera; classic control: another crop, colours, background or resolution), "
                    "with their own labels.json and one goal image per view; the other splits are unchanged "
                    "(default: on)")
+    p.add_argument("--train-views", nargs="+", default=[], metavar="CAMERA", help="Meta-World tasks: also write "
+                   "OUT/<task>/train_views/<CAMERA>/, train/'s episodes replayed and seen from these cameras "
+                   "(topview, behindGripper, gripperPOV, corner2-4), frame for frame in step, for multi-view TCN: "
+                   "v2r pretrain --method tcn --views OUT/<task>/train OUT/<task>/train_views/topview ...")
 
     p = add("train", "train a reward model: every video under DIR... is one successful demonstration", cmd_train)
     p.add_argument("--json", action="store_true", help=JSON_HELP)
@@ -424,10 +443,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", metavar="DIR", help="also write one PNG per video: reward curve + frame strip")
     p.add_argument("--goal", metavar="IMAGE", help="goal image (or video: its last frame) seen from the scoring "
                    "camera; default: the demonstrations' final frames")
-    p.add_argument("--relative", action="store_true", help="with --goal: reward = relative goal progress 1 - "
-                   "d_t / d_0, d_t the distance of frame t's encoder features to the goal image's (0 at the video's "
-                   "first frame, 1 at the goal; no head): for a camera the demonstrations did not use, with a model "
-                   "trained with --view-augment (see the README's camera-shift table); writes video, rewards, fps")
+    p.add_argument("--relative", action="store_true", help="with --goal: reward = relative goal progress in the "
+                   "encoder's features, 0 at the video's first frame and 1 at the goal image (no head): for a camera "
+                   "the demonstrations did not use, with ImageNet features (--encoder efficientnet-lite0 --freeze "
+                   "--image-size 128) or a model trained with --view-augment (see the README's camera-shift "
+                   "table); writes video, rewards, fps")
+    p.add_argument("--relative-reading", choices=("projection", "distance"), default="projection", help="with --relative: "
+                   "'projection' = how far the frame's features have moved along the line from the first frame's "
+                   "to the goal's, <z_t - z_0, g - z_0> / |g - z_0|^2; 'distance' = 1 - |z_t - g| / |z_0 - g|")
+    p.add_argument("--relative-features", choices=("auto", "map", "pooled"), default="auto", help="with "
+                   "--relative: the features z compared: 'map' = the encoder's last feature map before global "
+                   "pooling, flattened (keeps where things are in the new camera's picture; cnn and "
+                   "efficientnet-lite0 encoders), 'pooled' = the vector the head reads, 'auto' = map where the "
+                   "encoder has one, else pooled")
     p.add_argument("--skip-bad", action="store_true", help="skip videos that fail to decode and list them")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     _add_scoring_options(p)
@@ -449,7 +477,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_scoring_options(p)
 
     p = add("eval", "VOC, success AUROC and dense-reward correlation on DATA_DIR/{test_expert,test_fail}; "
-            "near-miss AUROC (expert vs DATA_DIR/test_partial) where that folder exists", cmd_eval)
+            "near-miss AUROC (expert vs DATA_DIR/test_partial) where that folder exists; where DATA_DIR/test_cam/ "
+            "exists (other cameras, `v2r demo-data`), VOC, AUROC and dense there too, also with each camera's goal "
+            "image and as relative goal progress to it (`v2r score --goal IMAGE --relative`)", cmd_eval)
     p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.add_argument("model", help="model folder from `v2r train`")
     p.add_argument("data", help="folder with test_expert/ and test_fail/ (and optionally test_partial/ and "

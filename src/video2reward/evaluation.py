@@ -167,13 +167,14 @@ class EvalResult:
     dense_cam: float | None = None
     voc_cam_goal: float = float("nan")
     voc_cam_relative: float = float("nan")  # relative goal progress to each view's goal image (relative_reward.py)
+    auroc_cam_relative: float = float("nan")  # success AUROC of that reading (expert vs failed, other cameras)
     n_cam: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict, NaN replaced by None (strict JSON has no NaN)."""
         d = asdict(self)
         for key in ("voc", "auroc", "dense_spearman", "auroc_near_miss", "voc_cam", "auroc_cam", "dense_cam",
-                    "voc_cam_goal", "voc_cam_relative"):
+                    "voc_cam_goal", "voc_cam_relative", "auroc_cam_relative"):
             d[key] = _nan_to_none(d[key])
         d["per_video"] = [{k: _nan_to_none(v) for k, v in row.items()} for row in d["per_video"]]
         return d
@@ -202,6 +203,7 @@ class EvalResult:
             dense_cam=None if d.get("dense_cam") is None else float(d["dense_cam"]),
             voc_cam_goal=_none_to_nan(d.get("voc_cam_goal")),
             voc_cam_relative=_none_to_nan(d.get("voc_cam_relative")),
+            auroc_cam_relative=_none_to_nan(d.get("auroc_cam_relative")),
             n_cam=int(d.get("n_cam", 0)),
         )
 
@@ -224,6 +226,7 @@ class EvalResult:
                 ("VOC, other cameras (test_cam)", fmt(self.voc_cam)),
                 ("  with each camera's goal image", fmt(self.voc_cam_goal, "n/a (no goal images or goal-free head)")),
                 ("  relative progress to that image", fmt(self.voc_cam_relative, "n/a (no goal images or encoder)")),
+                ("  its success AUROC", fmt(self.auroc_cam_relative, "n/a (no goal images or encoder)")),
                 ("success AUROC, other cameras", fmt(self.auroc_cam)),
                 ("dense Spearman, other cameras", fmt(self.dense_cam, "n/a (no labels)")),
             ]

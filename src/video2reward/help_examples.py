@@ -11,6 +11,7 @@ EXAMPLES = {
         v2r demo --tasks pendulum --steps 300       # one task, shorter training: a quick look""",
     "demo-data": """\
         v2r demo-data data/ --tasks pendulum        # data/pendulum/{train,test_expert,test_fail,test_partial}
+        MUJOCO_GL=egl v2r demo-data data/ --tasks reach --train-views topview behindGripper   # + train_views/
         v2r train data/pendulum/train --out models/pendulum      # next: a reward model from the expert videos""",
     "train": """\
         v2r train my_videos/ --out models/mytask                 # every video under my_videos/ is a success
@@ -42,6 +43,8 @@ EXAMPLES = {
         v2r score models/mytask episode.mp4 more_videos/ --out rewards.jsonl --plot plots/
         v2r score models/mytask videos/ --out rewards.jsonl --skip-bad        # bad files listed at the end
         v2r score models/mytask videos/ --out rewards.jsonl --json            # one JSON summary line
+        v2r score models/mytask other_cam/ --goal other_cam_goal.png --relative --out rewards.jsonl
+                                        # another camera than the demos': progress to a goal photo taken with it
         v2r eval models/mytask data/mytask                                    # next: how good is the reward?""",
     "report": """\
         v2r report models/mytask data/mytask/test_expert data/mytask/test_fail --out report/

@@ -22,7 +22,8 @@ from video2reward.errors import ModelFileError
 from video2reward.model_files import FORMAT_VERSION
 from video2reward.rewards.model import RewardModel
 from video2reward.rewards.progress import ProgressConfig, ProgressHead
-from video2reward.video.io import fit_square, write_video
+from video2reward.video.frame_fit import fit_square
+from video2reward.video.io import write_video
 
 
 def saved_model(folder: Path, size: int = 32) -> Path:

@@ -10,7 +10,8 @@ import pytest
 from PIL import Image
 
 from video2reward.errors import VideoError
-from video2reward.video.io import find_videos, fit_square, iter_frames, probe, read_frames, write_video
+from video2reward.video.frame_fit import fit_square
+from video2reward.video.io import find_videos, iter_frames, probe, read_frames, write_video
 
 
 def ramp_frames(t: int = 12, h: int = 40, w: int = 56) -> list[np.ndarray]:
@@ -159,3 +160,11 @@ def test_grayscale_rgba_and_16bit_video_streams(tmp_path: Path, codec: str, pix_
     out = read_frames(path, size=16)
     assert out.shape == (4, 16, 16, 3)
     np.testing.assert_allclose(out.astype(float).mean(axis=(1, 2, 3)), [0, 60, 120, 180], atol=3)
+
+
+def test_a_missing_file_is_named_as_missing(tmp_path):
+    from video2reward.errors import VideoError
+    from video2reward.video.io import read_frames
+
+    with pytest.raises(VideoError, match=r"nothere\.mp4: no such file"):
+        read_frames(tmp_path / "nothere.mp4")

@@ -264,6 +264,7 @@ def generate_demo_data(
     progress: bool = True,
     n_test_partial: int | None = None,
     camera_shift: bool = True,
+    train_views: Sequence[str] = (),
 ) -> dict[str, Path]:
     """Write videos and labels.json for each task under `out`; returns task name -> task folder.
 
@@ -272,15 +273,22 @@ def generate_demo_data(
     test_fail), labelled with policy "partial" and their "stall_step". Frames are rendered by the env, one
     for the start state and one after every step, and resized so their short side is `short_side`. With
     `camera_shift`, TASK/test_cam/ also gets `n_test_expert` expert and `n_test_fail` failed videos seen from
-    views the other splits never use (camera_shift.py), with their own labels.json."""
+    views the other splits never use (camera_shift.py), with their own labels.json. `train_views` (camera names)
+    adds TASK/train_views/<camera>/: train/'s episodes seen from those cameras too, for multi-view TCN
+    (Meta-World tasks only; train_views.py)."""
     if n_test_partial is None:
         n_test_partial = n_test_fail
     counts = {"n_train": n_train, "n_test_expert": n_test_expert, "n_test_fail": n_test_fail,
               "n_test_partial": n_test_partial}
     demo_tasks = _check_args(tasks, counts, short_side)
+    if train_views:
+        from video2reward.demo.train_views import check_cameras, write_train_views
+
+        train_views = check_cameras(train_views)
     out = Path(out)
     folders: dict[str, Path] = {}
     total = len(demo_tasks) * (sum(counts.values()) + (n_test_expert + n_test_fail if camera_shift else 0))
+    total += sum(n_train * len(train_views) for task in demo_tasks if task.make_env is not None)
     with tqdm(total=total, desc="demo data", unit="video", disable=not progress) as bar:
         for task in demo_tasks:
             task_dir = out / task.name
@@ -319,5 +327,8 @@ def generate_demo_data(
             (task_dir / "labels.json").write_text(labels_json(labels), encoding="utf-8")
             if camera_shift and n_test_expert + n_test_fail > 0:
                 _write_camera_split(task, task_dir, seed, n_test_expert, n_test_fail, short_side, fps, bar)
+            if train_views and task.make_env is not None:  # classic-control tasks have no other camera
+                train_dense = {k: v["dense"] for k, v in videos.items() if v["split"] == "train"}
+                write_train_views(task, task_dir, seed, train_dense, train_views, short_side, fps, bar)
             folders[task.name] = task_dir
     return folders

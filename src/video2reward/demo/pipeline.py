@@ -41,18 +41,20 @@ class QualityRow:
     voc_cam: float | None = None  # VOC on test_cam (other cameras); None for data without that split
     voc_cam_goal: float | None = None  # the same with each camera's goal image; None without one or for goal-free heads
     voc_cam_relative: float | None = None  # relative goal progress to that image (relative_reward.py)
+    auroc_cam_relative: float | None = None  # its success AUROC, expert vs failed from the other cameras
 
     def cells(self) -> list[str]:
         def fmt(x: float | None) -> str:
             return "-" if x is None else f"{x:.3f}"
 
         return [self.task, self.head, f"{self.voc:.3f}", fmt(self.voc_cam), fmt(self.voc_cam_goal),
-                fmt(self.voc_cam_relative), f"{self.auroc:.3f}", fmt(self.auroc_near_miss), fmt(self.dense),
+                fmt(self.voc_cam_relative), fmt(self.auroc_cam_relative), f"{self.auroc:.3f}",
+                fmt(self.auroc_near_miss), fmt(self.dense),
                 f"{self.train_seconds:.1f}", f"{self.score_fps:.0f}"]
 
 
-COLUMNS = ["task", "head", "VOC", "VOC cam", "VOC cam goal", "VOC cam rel", "AUROC", "AUROC near-miss", "dense", "train s",
-           "score fps"]
+COLUMNS = ["task", "head", "VOC", "VOC cam", "VOC cam goal", "VOC cam rel", "AUROC cam rel", "AUROC",
+           "AUROC near-miss", "dense", "train s", "score fps"]
 
 
 def _number(x: float) -> float | None:
@@ -91,7 +93,7 @@ def run_task(
     return QualityRow(task_dir.name, config.head, result.voc, result.auroc, result.dense_spearman,
                       trained.seconds, frames / seconds,
                       _number(result.auroc_near_miss), _number(result.voc_cam), _number(result.voc_cam_goal),
-                      _number(result.voc_cam_relative))
+                      _number(result.voc_cam_relative), _number(result.auroc_cam_relative))
 
 
 def run_demo(out: Path, tasks: Sequence[str], steps: int | None = None, seed: int = 0,

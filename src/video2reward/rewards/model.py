@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 
 from video2reward.encoders import encoder_from_config
-from video2reward.errors import ModelFileError, VideoError
+from video2reward.errors import ConfigError, ModelFileError, VideoError
 from video2reward.model_files import load_model_dir, save_model_dir
 from video2reward.precision import autocast, autocast_dtype
 from video2reward.rewards.ensemble import COMBINED_HEADS, HeadEnsemble
@@ -28,7 +28,8 @@ from video2reward.rewards.rank import RankConfig, RankHead
 from video2reward.rewards.success import SuccessConfig, SuccessHead
 from video2reward.rewards.temporal import TemporalConfig, TemporalProgressHead
 from video2reward.rewards.temporal_distance import TemporalDistanceConfig, TemporalDistanceHead
-from video2reward.video.io import VideoSource, fit_square, iter_frames, probe, read_frames
+from video2reward.video.frame_fit import fit_square
+from video2reward.video.io import VideoSource, iter_frames, probe, read_frames
 
 
 # Frames per forward pass when scoring. Smaller batches stay in cache: embed + predict of a progress model at 64 px
@@ -137,16 +138,19 @@ class RewardModel:
 
     # ---- scoring -----------------------------------------------------------------------------------
     @torch.inference_mode()
-    def embed_frames(self, frames: np.ndarray, batch_size: int = SCORE_BATCH) -> torch.Tensor:
-        """(T, S, S, 3) uint8 frames at the model's size -> (T, D) features."""
-        out = [self._embed(frames_to_tensor(frames[i : i + batch_size], self.device))
+    def embed_frames(self, frames: np.ndarray, batch_size: int = SCORE_BATCH, spatial: bool = False) -> torch.Tensor:
+        """(T, S, S, 3) uint8 frames at the model's size -> (T, D) features: the head's input, or with `spatial`
+        the encoder's last feature map before global pooling, flattened (T, C*h*w): where things are in the
+        picture, which pooling gives up (used by the relative reading, relative_reward.py)."""
+        embed = self._feature_map if spatial else self._embed
+        out = [embed(frames_to_tensor(frames[i : i + batch_size], self.device))
                for i in range(0, len(frames), batch_size)]
         return torch.cat(out)
 
-    def goal_from_image(self, path: str | os.PathLike) -> torch.Tensor:
+    def goal_from_image(self, path: str | os.PathLike, spatial: bool = False) -> torch.Tensor:
         """Goal features from an image or a video (its last frame), seen from the scoring camera."""
         frames = read_frames(path, self.image_size, self.frame_fit)
-        return self.embed_frames(frames[-1:])[0]
+        return self.embed_frames(frames[-1:], spatial=spatial)[0]
 
     @torch.inference_mode()
     def score_chunks(
@@ -206,6 +210,21 @@ class RewardModel:
         features come back as float32, so the small predict heads run as trained."""
         with autocast(self.device, self.amp_dtype):
             return self.head.embed(frames).float()
+
+    @property
+    def has_feature_map(self) -> bool:
+        """Whether `embed_frames(..., spatial=True)` works: the head has one encoder with a feature map."""
+        return hasattr(getattr(self.head, "encoder", None), "feature_map")
+
+    def _feature_map(self, frames: torch.Tensor) -> torch.Tensor:
+        """(B, 3, S, S) -> (B, C*h*w): the encoder's feature map, flattened (encoders that have one)."""
+        encoder = getattr(self.head, "encoder", None)
+        if not self.has_feature_map:
+            name = (self.config.get("encoder") or {}).get("name", "no single encoder")
+            raise ConfigError(f"spatial features need an encoder with a feature map (cnn, efficientnet-lite0); this "
+                              f"{self.config.get('head')} model has {name}: use its pooled features instead")
+        with autocast(self.device, self.amp_dtype):
+            return encoder.feature_map(frames).float().flatten(1)  # (B, C, h, w) -> (B, C*h*w)
 
     @property
     def motion_gap(self) -> int:

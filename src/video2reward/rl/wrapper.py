@@ -43,7 +43,7 @@ from video2reward.demo.experts import TASKS
 from video2reward.demo.generate import resize_short_side
 from video2reward.errors import ConfigError
 from video2reward.rewards.model import RewardModel, frames_to_tensor
-from video2reward.video.io import fit_dims, fit_square, to_square
+from video2reward.video.frame_fit import fit_dims, fit_square, to_square
 
 REWARDS = ("progress", "uncertainty", "shaping")
 OBSERVE = ("state", "pixels")

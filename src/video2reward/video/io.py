@@ -1,5 +1,5 @@
-"""Pixels in and out: streaming decode of video files and frame folders (PyAV, Pillow), fitting frames
-to the model's square size (letterbox pad, center crop or stretch), and encoding frames back to a file.
+"""Pixels in and out: streaming decode of video files and frame folders (PyAV, Pillow), each frame fitted to
+the model's square size (frame_fit.py: letterbox pad, center crop or stretch), and encoding frames to a file.
 
 Decoding never holds a whole video: `iter_frames` yields fixed-size chunks, so memory stays flat in
 video length. Every failure raises `VideoError` naming the file and what to do about it, including a file that
@@ -21,6 +21,7 @@ from av.video.reformatter import VideoReformatter
 from PIL import Image
 
 from video2reward.errors import VideoError
+from video2reward.video.frame_fit import FITS, fit_dims, fit_square, to_square
 
 VIDEO_SUFFIXES = (".mp4", ".webm", ".avi", ".mov", ".mkv", ".m4v", ".gif", ".mpg", ".mpeg", ".ogv")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
@@ -103,52 +104,12 @@ def _as_source(video: VideoSource | str | os.PathLike) -> VideoSource:
     return VideoSource(Path(os.fspath(video)), os.fspath(video))
 
 
-FITS = ("pad", "crop", "stretch")
-
-
-def fit_dims(width: int, height: int, size: int, fit: str) -> tuple[int, int]:
-    """Size to resize a (width x height) frame to before it is padded or cropped to (size x size)."""
-    if fit == "stretch":
-        return size, size
-    if fit == "pad":  # the long side becomes size
-        scale = size / max(width, height)
-        return max(1, min(size, round(width * scale))), max(1, min(size, round(height * scale)))
-    scale = size / min(width, height)  # crop: the short side becomes size
-    return max(size, round(width * scale)), max(size, round(height * scale))
-
-
-def to_square(frame: np.ndarray, size: int) -> np.ndarray:
-    """(h, w, 3) with each side cropped if longer than size or padded with black if shorter, centered."""
-    h, w = frame.shape[:2]
-    if h == w == size:
-        return np.ascontiguousarray(frame)
-    out = np.zeros((size, size, 3), np.uint8)
-    src_y, src_x = max(0, (h - size) // 2), max(0, (w - size) // 2)  # crop offsets
-    dst_y, dst_x = max(0, (size - h) // 2), max(0, (size - w) // 2)  # pad offsets
-    ch, cw = min(h, size), min(w, size)
-    out[dst_y : dst_y + ch, dst_x : dst_x + cw] = frame[src_y : src_y + ch, src_x : src_x + cw]
-    return out
-
-
-def fit_square(frame: np.ndarray, size: int | None, fit: str = "pad") -> np.ndarray:
-    """(H, W, 3) uint8 -> (size, size, 3), resized with area averaging. `fit` says how a non-square frame
-    becomes square: 'pad' keeps the whole frame (letterbox with black), 'crop' keeps the centered square,
-    'stretch' resizes each side on its own."""
-    if size is None:
-        return frame
-    if fit not in FITS:
-        raise ValueError(f"fit must be one of {FITS}, got {fit!r}")
-    h, w = frame.shape[:2]
-    rw, rh = fit_dims(w, h, size, fit)
-    if (rw, rh) != (w, h):
-        frame = np.asarray(Image.fromarray(frame).resize((rw, rh), Image.BOX))
-    return to_square(frame, size)
-
-
 _NOT_A_FILE = "not a regular file (a pipe or device: reading it could wait forever); save the video to a file"
 
 
 def _open_container(source: VideoSource):
+    if not source.path.exists():
+        raise VideoError(f"{source.name}: no such file; check the path")
     if not source.path.is_file():
         raise VideoError(f"{source.name}: {_NOT_A_FILE}")
     try:
