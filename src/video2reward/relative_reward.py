@@ -5,7 +5,7 @@ reading can fail (even turn around: see the README's camera-shift table). What d
 made *inside* the new camera's pictures, between the video's own first frame o_0, the current frame o_t and a
 goal picture g taken with that camera, in the model's encoder features phi (no head). Two readings:
 
-* `projection` (the default): progress as the issue defines it, (current - initial) / (goal - initial), taken
+* `projection` (the default): progress as the progress head defines it, (current - initial) / (goal - initial), taken
   along the line from the first frame's features to the goal's,
 
       r_t = <phi(o_t) - phi(o_0), phi(g) - phi(o_0)> / ||phi(g) - phi(o_0)||^2     (0 at o_0, 1 at g)
@@ -16,10 +16,12 @@ goal picture g taken with that camera, in the model's encoder features phi (no h
   differing from the goal picture counts, so a goal picture from another episode (other object positions) keeps
   d_t from reaching 0 and its noise sits in every frame's reward.
 
-Measured in the README's camera-shift table: with the frozen ImageNet EfficientNet-Lite0 at 128 px, projection
-reads reach / drawer-open from unseen cameras far better than distance. It needs features that see the scene
-rather than the pixels (ImageNet features, or a CNN trained with `--view-augment`) and a goal image from the new
-camera (`--goal`).
+phi is the encoder's last feature map, flattened, where the encoder has one (`spatial`: cnn, efficientnet-lite0;
+it keeps where things are in the new camera's picture), else the pooled vector the head reads. Measured in the
+README's camera-shift table: with the frozen ImageNet EfficientNet-Lite0 at 128 px, the projection of the feature
+map reads the four Meta-World demo tasks from unseen cameras at VOC 0.873-0.959, where the distance of pooled
+features gets 0.462-0.930. It needs features that see the scene rather than the pixels (ImageNet features, or a
+CNN trained with `--view-augment`) and a goal image from the new camera (`--goal`).
 """
 
 from __future__ import annotations
@@ -33,8 +35,6 @@ from video2reward.rewards.model import RewardModel
 from video2reward.video.io import read_frames
 
 EPS = 1e-8
-
-
 READINGS = ("projection", "distance")
 FEATURES = ("auto", "map", "pooled")  # auto: the feature map where the encoder has one (cnn, efficientnet-lite0)
 
