@@ -31,7 +31,7 @@ import torch.nn.functional as F
 import video2reward
 from video2reward.camera_eval import CAM_SPLIT, reads_goal
 from video2reward.evaluation import load_labels, success_auroc, value_order_correlation
-from video2reward.relative_reward import READINGS, relative_progress
+from video2reward.relative_reward import READINGS, relative_goal_progress, relative_progress
 from video2reward.scoring import score_videos
 from video2reward.video.io import read_frames
 
@@ -52,7 +52,8 @@ def videos_by_view(cam: Path) -> tuple[dict[str, dict[str, list[Path]]], dict[st
 
 
 def relative(embed: Embed, size: int, fit: str, reading: str) -> Reading:
-    """Relative goal progress (relative_reward.py) in the features `embed` gives."""
+    """Relative goal progress (relative_reward.py) in the features of a reference encoder `embed`, which is no
+    reward model (models go through `relative_goal_progress`, as `v2r score --relative` does)."""
     def read(video: Path, goal: Path) -> np.ndarray:
         with torch.inference_mode():
             g = embed(read_frames(goal, size, fit)[-1:])[0]
@@ -73,13 +74,11 @@ def readings_of(model_dir: Path) -> dict[str, Reading]:
     if reads_goal(model):
         out["reward, view goal"] = lambda video, goal: score_videos(
             model, [video], goal=model.goal_from_image(goal), progress=False).videos[0].rewards.mu
-    if model.config.get("head") != "pixel-ridge":
-        features = {"pooled": model.embed_frames}
-        if model.has_feature_map:
-            features = {"map": lambda f: model.embed_frames(f, spatial=True), **features}
-        for name, embed in features.items():
+    if model.config.get("head") != "pixel-ridge":  # what `v2r score --goal IMAGE --relative` computes
+        for name, spatial in ([("map", True)] if model.has_feature_map else []) + [("pooled", False)]:
             for reading in READINGS:
-                out[f"relative, {name} {reading}"] = relative(embed, model.image_size, model.frame_fit, reading)
+                out[f"relative, {name} {reading}"] = (
+                    lambda video, goal, r=reading, s=spatial: relative_goal_progress(model, video, goal, r, s))
     return out
 
 

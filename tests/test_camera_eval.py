@@ -212,4 +212,11 @@ def test_cli_relative_features_map_and_pooled(data, models, tmp_path):
                      "--relative", "--relative-features", features, "--out", str(out), "--quiet"]) == 0
         readings[features] = [json.loads(line)["rewards"] for line in out.read_text().splitlines()]
     assert readings["auto"] == readings["map"] != readings["pooled"]
+    # the CLI spells the choices out (importing relative_reward would slow every command's start): keep them equal
+    from video2reward.cli import build_parser
+    from video2reward.relative_reward import FEATURES, READINGS
+
+    score = build_parser()._subparsers._group_actions[0].choices["score"]
+    choices = {a.dest: tuple(a.choices) for a in score._actions if a.choices}
+    assert choices["relative_reading"] == READINGS and choices["relative_features"] == FEATURES
     assert all(r[0] == 0.0 for r in readings["map"] + readings["pooled"])

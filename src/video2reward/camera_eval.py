@@ -81,15 +81,15 @@ def view_goal_readings(model: RewardModel, cam_dir: Path, labels: dict | None, s
         if not path.is_file():
             raise V2RError(f"{cam_dir / 'labels.json'}: goal image {image} of view {view} is missing; "
                            f"regenerate the data with `v2r demo-data`")
-        goal = model.goal_from_image(path)
 
         def videos_of(split: str) -> list[Path]:
             return [cam_dir / key for key, entry in labels["videos"].items()
                     if entry.get("split") == split and entry.get("view") == view and (cam_dir / key).exists()]
 
         experts = videos_of("test_expert")
-        if experts and reads_goal(model):
-            report = score_videos(model, experts, goal=goal, skip_bad=skip_bad, progress=progress)
+        if experts and reads_goal(model):  # `v2r score --goal IMAGE`: the head's own (pooled) goal features
+            report = score_videos(model, experts, goal=model.goal_from_image(path), skip_bad=skip_bad,
+                                  progress=progress)
             with_goal += [s.rewards.mu for s in report.videos]
         if has_encoder:  # `v2r score --goal IMAGE --relative` with its defaults
             spatial = use_feature_map(model)
