@@ -1,14 +1,14 @@
 """Reward quality on the demo tasks: task x head x encoder -> VOC / AUROC / AUROC near-miss / dense / train s /
 score fps.
 
-    python bench/reward_quality.py                      # pendulum + mountaincar: the default, random-init cnn, floor
+    python bench/reward_quality.py                      # pendulum + mountaincar: the default, its progress head alone, floor
     python bench/reward_quality.py --tasks pendulum reach --rows progress:cnn rank:cnn progress:rotation \\
         progress:efficientnet-lite0 pixel-ridge --steps 1000 --threads 1 --out /tmp/rq
 
 A row is HEAD:ENCODER. ENCODER is `cnn` or `vit` (random init, fine-tuned: `v2r train --pretrain none`), a
 `v2r pretrain` method (`rotation`, `simclr`, `tcn`, ...: `v2r train --pretrain METHOD`, which first pretrains a
 fresh cnn on the task's own train/ videos with the default `v2r pretrain` settings, then fine-tunes it under the
-head; that time is included in `train s`; `progress:rotation` is `v2r train`'s default), or `efficientnet-lite0`
+head; that time is included in `train s`; `progress+rank:rotation` is `v2r train`'s default), or `efficientnet-lite0`
 (the offline ImageNet model, frozen). `pixel-ridge` is the floor.
 A row may end in `,FIELD=VALUE` options of `v2r train` (TrainConfig fields), which name the row too:
 `temporal:rotation,sequence=ssm,context=16` is the temporal head with an SSM over 16 frames.
@@ -44,7 +44,7 @@ from video2reward.demo.pipeline import QualityRow, format_table, run_task
 from video2reward.encoders import ENCODERS
 
 FROZEN_ENCODERS = ("efficientnet-lite0",)  # pretrained architectures used frozen (fine-tuning is ~4x slower)
-DEFAULT_ROWS = ("progress:rotation", "progress:cnn", "pixel-ridge")
+DEFAULT_ROWS = ("progress+rank:rotation", "progress:rotation", "pixel-ridge")  # the default, its progress head alone, the floor
 
 
 def parse_row(text: str) -> tuple[str, str]:

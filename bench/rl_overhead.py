@@ -37,7 +37,8 @@ COLUMNS = ("task", "model", "steps/s plain", "steps/s render", "steps/s learned"
 
 
 def default_model(seed: int = 0) -> RewardModel:
-    """`v2r train`'s default progress model, untrained."""
+    """A progress model with `v2r train`'s settings, untrained: the default head's first member (the default
+    progress+rank scores a second encoder per reward, so its learned-reward cost is about twice this)."""
     train = TrainConfig()
     torch.manual_seed(seed)
     encoder = build_encoder(train.encoder, train.image_size)

@@ -30,7 +30,7 @@ def test_train_writes_a_model_folder(trained) -> None:
     _, model = trained
     assert {p.name for p in model.iterdir()} == {"model.safetensors", "config.json"}
     config = json.loads((model / "config.json").read_text())
-    assert config["head"] == "progress" and config["image_size"] == 32
+    assert config["head"] == "progress+rank" and config["image_size"] == 32  # the default head
 
 
 def test_score_writes_one_reward_per_decoded_frame(trained, tmp_path: Path) -> None:

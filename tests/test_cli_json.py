@@ -34,7 +34,7 @@ def test_train_score_eval_print_one_json_line(trained, tmp_path: Path, capsys) -
     assert main(["train", str(data / "train"), "--out", str(model), *TINY, "--json"]) == 0
     summary = one_json_line(capsys)
     assert summary["command"] == "train" and summary["out"] == str(model) and summary["videos"] == 2
-    assert summary["frames"] == 24 + 26 and summary["skipped"] == [] and "loss" in summary["metrics"]
+    assert summary["frames"] == 24 + 26 and summary["skipped"] == [] and "member0/loss" in summary["metrics"]  # the default head's two members
 
     (data / "test_expert" / "bad.mp4").write_bytes(b"")
     try:

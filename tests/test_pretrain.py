@@ -55,9 +55,8 @@ def test_pretrained_encoder_trains_a_reward_model_frozen_and_fine_tuned(data: Pa
         assert config["encoder"]["pretrained_from"] == str(enc_dir)
         from video2reward.model_files import load_tensors
         weights = load_tensors(model / "model.safetensors")
-        same = all(torch.equal(weights[f"head.encoder.{k}"] if f"head.encoder.{k}" in weights
-                               else weights[f"encoder.{k}"], v) for k, v in before.items())
-        assert same == (freeze == "--freeze")  # frozen: the encoder is exactly the pretrained one
+        same = [all(torch.equal(weights[prefix + k], v) for k, v in before.items()) for prefix in encoder_copies(weights)]
+        assert same == [freeze == "--freeze"] * 2  # each member's copy: frozen = exactly the pretrained encoder
 
 
 def test_freeze_without_a_pretrained_encoder_is_a_clear_error(data: Path, tmp_path: Path, capsys) -> None:
@@ -81,8 +80,15 @@ def test_train_pretrains_its_fresh_encoder_as_v2r_pretrain_would(data: Path, tmp
     assert not (model / "pretrain").exists()  # the intermediate encoder folder is removed once the model is saved
     from video2reward.model_files import load_tensors
     weights = load_tensors(model / "model.safetensors")
-    for name, value in separate.state_dict().items():
-        assert torch.equal(weights[f"encoder.{name}"], value), name
+    assert len(encoder_copies(weights)) == 2  # the default head's two members, each on its own copy
+    for prefix in encoder_copies(weights):
+        for name, value in separate.state_dict().items():
+            assert torch.equal(weights[prefix + name], value), prefix + name
+
+
+def encoder_copies(weights: dict) -> list[str]:
+    """The prefixes of the encoder copies in a model file's weights ('members.0.encoder.', ...)."""
+    return sorted({k[: k.index("encoder.") + len("encoder.")] for k in weights if "encoder." in k})
 
 
 def test_option_of_another_method_is_refused(data: Path, tmp_path: Path, capsys) -> None:
@@ -121,3 +127,31 @@ def test_probe_reports_time_probes_and_collapse(data: Path, tmp_path: Path, caps
     result = json.loads(out.read_text())
     assert result["feature_std"] > 0.1 and not result["collapsed"]
     assert main(["probe", "cnn", str(tmp_path / "nowhere")]) == 2
+
+
+@pytest.mark.parametrize("head", ["progress", "progress+rank"])
+def test_train_stopped_after_pretraining_resumes(data: Path, tmp_path: Path, monkeypatch, capsys, head: str) -> None:
+    """Ctrl-C after `v2r train`'s pretraining finished but before the head's first checkpoint: `--resume` reuses
+    the pretrained encoder and trains the head from its start (no head checkpoint is not an error then); with
+    nothing at all in OUT, `--resume` is a clear error."""
+    import video2reward.train as train_module
+
+    out = tmp_path / "m"
+    args = ["train", str(data / "train"), "--out", str(out), "--head", head, "--pretrain", "rotation",
+            "--pretrain-steps", "4", "--image-size", "32", "--threads", "1",
+            *[a for a in TINY_TRAIN if a not in ("--pretrain", "none")]]
+    assert main([*args, "--resume"]) == 2
+    assert "nothing to resume" in capsys.readouterr().err
+
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    name = "_fit_progress" if head == "progress" else "_fit_ensemble"
+    real = getattr(train_module, name)
+    monkeypatch.setattr(train_module, name, stop)
+    assert main(args) == 130  # the CLI's answer to Ctrl-C
+    assert (out / "pretrain").is_dir() and not (out / "model.safetensors").exists()
+    monkeypatch.setattr(train_module, name, real)
+    assert main([*args, "--resume"]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["head"] == head and config["encoder"]["pretrained_with"]["method"] == "rotation"

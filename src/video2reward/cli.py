@@ -337,11 +337,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
-    p = add("demo", "generate demo data, train a progress model and the pixel-ridge floor per task, score, "
-            "plot and print the eval table, all under one folder", cmd_demo)
+    p = add("demo", "generate demo data, train a reward model (v2r train's default) and the pixel-ridge floor per "
+            "task, score, plot and print the eval table, all under one folder", cmd_demo)
     p.add_argument("--out", default="v2r-demo", help="folder for data, models, rewards, plots (default: v2r-demo)")
     p.add_argument("--tasks", nargs="+", default=list(DEMO_TASKS), choices=list(TASKS), help="demo tasks")
-    p.add_argument("--steps", type=int, default=TrainConfig.steps, help="training steps of the progress head")
+    p.add_argument("--steps", type=int, default=TrainConfig.steps,
+                   help="training steps of the learned model (split between the default head's two members)")
     p.add_argument("--seed", type=int, default=0, help="seed for data and training")
 
     p = add("demo-data", "write scripted expert, failed and near-miss videos of demo tasks: OUT/<task>/{train,"

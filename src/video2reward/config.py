@@ -26,9 +26,12 @@ def _help(default: Any, text: str, **extra: Any) -> Any:
 class TrainConfig:
     """How `v2r train` turns demonstration videos into a reward model."""
 
-    head: str = _help("progress", "reward head: 'progress' (Video2Reward goal-conditioned progress, a Normal "
-                      "trained with KL), 'progress+rank' (the mean of a progress and a rank head, each on its own encoder "
-                      "with half the --steps: one reads a frame in context, the other alone), 'temporal' (progress read from the "
+    head: str = _help("progress+rank", "reward head: 'progress+rank' (the default: the mean of a progress and a rank "
+                      "head, each on its own copy of the encoder with half the --steps: progress reads a frame in "
+                      "context and follows time, rank reads the frame alone and follows what the scene looks like; "
+                      "on pendulum and mountaincar the mean met VOC >= 0.95, AUROC 1 and the pixel floor's dense correlation in "
+                      "three seeds, where each alone missed one: see the README), "
+                      "'progress' (Video2Reward goal-conditioned progress, a Normal trained with KL), 'temporal' (progress read from the "
                       "last --context frames by a causal --sequence model: sees motion, not just pose), 'rank' (Rank2Reward: later frames outrank earlier ones, Bradley-Terry), "
                       "'goal-distance' (VIP: distance to the goal in an embedding trained with the value-implicit "
                       "objective), 'temporal-distance' (TimeRewarder: the time gap between two frames as a "
@@ -75,10 +78,10 @@ class TrainConfig:
                       "sometimes collapsed on small moving parts (a 4 px car)")
     weight_decay: float = _help(1e-4, "AdamW weight decay")
     warmup_steps: int = _help(200, "linear learning-rate warm-up steps")
-    motion_gap: int = _help(2, "progress: the head also sees how the frame's features changed since `motion_gap` "
+    motion_gap: int = _help(4, "progress: the head also sees how the frame's features changed since `motion_gap` "
                             "frames earlier (frame t-k; frame 0 for the first frames), so speed and direction, not "
                             "just pose, inform progress (swing-ups pass the same pose early and late); "
-                            "0 = read single frames")
+                            "0 = read single frames. 4 measured best of 1/2/4/6/8 (README, 'Results')")
     sigma_min: float = _help(0.02, "progress: floor of the target progress std; the target std is max(sigma_min, "
                              "0.5 / (goal - initial)) so it shrinks as the frame gap grows")
     pushback: float = _help(0.9, "progress with --negatives: each step the target of a failed frame is its "

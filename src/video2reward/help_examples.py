@@ -17,7 +17,7 @@ EXAMPLES = {
         v2r train my_videos/ --out models/mytask                 # every video under my_videos/ is a success
         v2r train my_videos/ --out models/mytask --resume        # after Ctrl-C, kill -9 or a crash: go on
         v2r train my_videos/ --out models/mytask --skip-bad      # leave out files that do not decode (listed)
-        v2r train my_videos/ --out models/mytask --negatives failed_videos/ --head progress+rank
+        v2r train my_videos/ --out models/mytask --negatives failed_videos/  # + failed videos to push down
         v2r train my_videos/ --out models/mytask --json --quiet  # one JSON line of results, for scripts
         v2r score models/mytask new_video.mp4 --out rewards.jsonl            # next: rewards of other videos""",
     "pretrain": """\

@@ -27,7 +27,7 @@ from video2reward.encoders.pretrained import ENCODER_WEIGHTS, load_encoder
 from video2reward.errors import ConfigError
 from video2reward.model_files import load_tensors, save_tensors
 from video2reward.precision import autocast_dtype
-from video2reward.training_loop import check_writable, fit_resumable
+from video2reward.training_loop import TrainingError, check_writable, fit_resumable
 from video2reward.rewards.ensemble import COMBINED_HEADS, HeadEnsemble
 from video2reward.rewards.model import ENCODER_HEADS, RewardModel, head_config_dict
 from video2reward.rewards.pixel_ridge import PixelRidge, PixelRidgeConfig
@@ -254,6 +254,16 @@ def _fit_ensemble(
     return HeadEnsemble(members), metrics
 
 
+def has_resume_state(out: Path) -> bool:
+    """Whether OUT holds anything an interrupted `v2r train` left to resume from: the head's checkpoint, a
+    pretraining checkpoint or its finished encoder, or an ensemble member's checkpoint or finished weights."""
+    members = out / "members"
+    return ((out / "checkpoint").exists() or (out / "pretrain" / "checkpoint").exists()
+            or (out / "pretrain" / ENCODER_WEIGHTS).exists()
+            or (members.is_dir() and any(m.is_dir() and ((m / "checkpoint").exists() or (m / "done.safetensors").exists())
+                                         for m in members.iterdir())))
+
+
 def train_reward_model(
     paths: Sequence[str | os.PathLike], out: str | os.PathLike, config: TrainConfig | None = None,
     resume: bool = False, skip_bad: bool = False, progress: bool = True,
@@ -271,8 +281,12 @@ def train_reward_model(
     if config.ensemble > 1 and config.head not in ENCODER_HEADS:
         why = ("is already an ensemble" if config.head in COMBINED_HEADS
                else "is deterministic (its members would be identical)")
-        raise ConfigError(f"--ensemble: the {config.head} head {why}; use --ensemble with a single learned head")
+        raise ConfigError(f"--ensemble: the {config.head} head {why}; use --ensemble with a single learned head, "
+                          f"e.g. --head progress --ensemble {config.ensemble}")
     check_writable(out)
+    if resume and not has_resume_state(out):
+        raise TrainingError(f"--resume: nothing to resume in {out} (no checkpoint of an interrupted run there); "
+                            f"run without --resume")
     if config.threads > 0:
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
@@ -298,7 +312,9 @@ def train_reward_model(
             head, metrics = _fit_ensemble(demos, negatives, config, device, out, resume, progress, encoder)
         else:
             encoder = encoder or _make_encoder(config)
-            head, metrics = _fitter(config.head)(demos, negatives, config, device, out, resume, progress, encoder)
+            head_resume = resume and (out / "checkpoint").exists()  # else it was pretraining that stopped
+            head, metrics = _fitter(config.head)(demos, negatives, config, device, out, head_resume, progress,
+                                                 encoder)
         encoder_info = {"name": encoder_name(head.encoder), "config": asdict(head.encoder.config)}
         if is_pretrained(config.encoder):
             encoder_info["pretrained_from"] = str(config.encoder)

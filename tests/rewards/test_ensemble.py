@@ -17,7 +17,9 @@ from video2reward.rewards.ensemble import HeadEnsemble, combine
 from video2reward.rewards.model import RewardModel, load
 from video2reward.rewards.progress import ProgressConfig, ProgressHead
 
-TINY = ["--steps", "40", "--image-size", "32", "--batch-size", "32", "--frames-per-video", "8", "--warmup-steps",
+# 120 steps: at 40 the members are barely trained (|mu - t| ~0.23) and their disagreement on noise vs on the
+# demonstrations' frames is a coin toss (0.014 vs 0.015); at 120 it is clear (0.15 vs 0.08)
+TINY = ["--steps", "120", "--image-size", "32", "--batch-size", "32", "--frames-per-video", "8", "--warmup-steps",
         "4", "--triplets-per-video", "8", "--threads", "1", "--pretrain", "none", "--quiet"]
 
 
@@ -60,7 +62,7 @@ def trained(tmp_path_factory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("ens")
     data = write_square_dataset(root / "data", n_train=4, n_test=1)
     model = root / "model"
-    assert main(["train", str(data / "train"), "--out", str(model), "--ensemble", "3", *TINY]) == 0
+    assert main(["train", str(data / "train"), "--out", str(model), "--head", "progress", "--ensemble", "3", *TINY]) == 0
     return data, model
 
 
@@ -97,6 +99,10 @@ def test_ensemble_refused_for_the_pixel_floor(trained, tmp_path: Path, capsys) -
     args = ["train", str(data / "train"), "--out", str(tmp_path / "m"), "--head", "pixel-ridge", "--ensemble", "2"]
     assert main(args) == 2
     assert "deterministic" in capsys.readouterr().err
+    default = ["train", str(data / "train"), "--out", str(tmp_path / "d"), "--ensemble", "2"]  # progress+rank
+    assert main(default) == 2
+    err = capsys.readouterr().err
+    assert "already an ensemble" in err and "--head progress --ensemble 2" in err
 
 
 def test_interrupted_ensemble_resumes_to_the_same_weights(trained, tmp_path: Path, monkeypatch) -> None:
@@ -114,7 +120,7 @@ def test_interrupted_ensemble_resumes_to_the_same_weights(trained, tmp_path: Pat
         return real_fit(*args, **kwargs)
 
     out = tmp_path / "m"
-    args = ["train", str(data / "train"), "--out", str(out), "--ensemble", "3", *TINY]
+    args = ["train", str(data / "train"), "--out", str(out), "--head", "progress", "--ensemble", "3", *TINY]
     monkeypatch.setattr(train_module, "_fit_progress", failing_fit)
     with pytest.raises(KeyboardInterrupt):
         train_module.train_reward_model([data / "train"], out, _config_from(args), progress=False)
@@ -133,8 +139,8 @@ def _config_from(args: list[str]):
     """The TrainConfig that the CLI arguments `args` (built from TINY) give."""
     from video2reward.config import TrainConfig
 
-    assert args[args.index("--steps") + 1] == "40"
-    return TrainConfig(ensemble=3, steps=40, image_size=32, batch_size=32, frames_per_video=8, warmup_steps=4,
+    assert args[args.index("--steps") + 1] == "120"
+    return TrainConfig(head="progress", ensemble=3, steps=120, image_size=32, batch_size=32, frames_per_video=8, warmup_steps=4,
                        triplets_per_video=8, threads=1, pretrain="none")
 
 

@@ -19,7 +19,9 @@ from test_wrapper import tiny_model
 from tiny_heads import HELD_OUT, fit, held_out_voc
 from video2reward.errors import ConfigError
 from video2reward.rewards.model import RewardModel
+from video2reward.rewards.ensemble import HeadEnsemble
 from video2reward.rewards.progress import ProgressConfig, ProgressHead
+from video2reward.rewards.rank import RankConfig, RankHead
 from video2reward.rl import LearnedReward
 from video2reward.rl.refine import AgentFrameBuffer, RewardRefiner, check_refinable, refinement_videos
 from video2reward.video.io import write_video
@@ -71,6 +73,22 @@ def test_refinement_pushes_agent_frames_down_and_keeps_the_expert_order(trained:
     assert not torch.equal(goal_before, model.head.goal)  # the goal embedding follows the moved encoder
     assert not model.head.training  # back in eval mode for the wrapper
     assert refiner.summary()["gradient_steps"] == 40 and refiner.summary()["refinements"] == 2
+
+
+def test_a_progress_plus_rank_model_refines_its_progress_member_only(trained: RewardModel) -> None:
+    """The default head is progress+rank: refinement pushes its progress member down on the agent's frames and
+    keeps the rank member (single frames, no push-back) as trained, so the mean reward of those frames falls."""
+    progress = copy.deepcopy(trained.head)
+    rank = RankHead(copy.deepcopy(trained.head.encoder), RankConfig(hidden=16))
+    model = RewardModel(HeadEnsemble([progress, rank]), {**trained.config, "head": "progress+rank"})
+    agent = failed_squares()
+    before = mean_mu(model, agent)
+    rank_state = {k: v.clone() for k, v in rank.state_dict().items()}
+    progress_state = {k: v.clone() for k, v in progress.state_dict().items()}
+    RewardRefiner(model, square_demonstrations(), agent_buffer(agent), lr=1e-3, seed=0).refine(30)
+    assert all(torch.equal(v, rank.state_dict()[k]) for k, v in rank_state.items())
+    assert any(not torch.equal(v, progress.state_dict()[k]) for k, v in progress_state.items())
+    assert mean_mu(model, agent) < before - 0.05, (before, mean_mu(model, agent))
 
 
 def test_an_empty_buffer_is_a_no_op(trained: RewardModel) -> None:
@@ -144,7 +162,7 @@ def test_refresh_scores_the_rest_of_the_episode_with_the_new_weights(reward: str
 
 def test_only_progress_heads_refine_and_videos_must_be_found(trained: RewardModel, tmp_path: Path) -> None:
     rank = RewardModel(trained.head, {**trained.config, "head": "rank"})
-    with pytest.raises(ConfigError, match="supports the progress head only"):
+    with pytest.raises(ConfigError, match=r"supports the progress and progress\+rank heads only"):
         check_refinable(rank)
     with pytest.raises(ConfigError, match="does not record its training videos.*--refine-videos"):
         refinement_videos(trained)

@@ -25,7 +25,7 @@ from video2reward.plots import plot_eval_summary
 from video2reward.scoring import score_to_jsonl
 from video2reward.train import train_reward_model
 
-HEADS_COMPARED = ("progress", "pixel-ridge")
+HEADS_COMPARED = (TrainConfig.head, "pixel-ridge")  # v2r train's default head, and the floor
 
 
 @dataclass
@@ -107,7 +107,7 @@ def run_demo(out: Path, tasks: Sequence[str], steps: int | None = None, seed: in
             config = replace(TrainConfig(), head=head, seed=seed)
             if steps is not None:
                 config = replace(config, steps=steps)
-            main = head == "progress"
+            main = head == TrainConfig.head
             print(f"[2/3] {task}: training the {head} reward model")
             rows.append(run_task(
                 task_dir, out / "models" / f"{task}-{head}", config,

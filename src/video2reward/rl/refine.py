@@ -19,7 +19,8 @@ frames as negatives, so a state keeps a high reward only if it looks like the de
 The model's head is updated in place: the training env, the evaluation env and the saved OUT/reward_model
 share the one RewardModel object. The optimizer (AdamW at a constant `lr`, gradients clipped to norm 1)
 lives here, outside the model, and keeps its state between refinements. A frozen pretrained encoder
-(`v2r train --freeze`) stays frozen. beta and the push-back weight are the model's own `pushback` and
+(`v2r train --freeze`) stays frozen. A progress+rank model (`v2r train`'s default head) refines its progress
+member; the rank member reads single frames, has no push-back, and stays as trained. beta and the push-back weight are the model's own `pushback` and
 `negative_weight` (set at `v2r train`; defaults 0.9 and 1).
 
 Non-stationarity (what refinement costs the agent): the reward of a state now changes during training.
@@ -59,7 +60,7 @@ from video2reward.video.augment import FrameAugment
 from video2reward.video.dataset import Demonstration, load_demonstrations
 from video2reward.video.sampling import FailedTripletSampler, TripletSampler
 
-REFINE_HEADS = ("progress",)  # heads whose loss knows push-back triplets
+REFINE_HEADS = ("progress", "progress+rank")  # heads with a progress head, whose loss knows push-back triplets
 
 
 @dataclass
@@ -157,8 +158,22 @@ def check_refinable(model: RewardModel) -> None:
     if head not in REFINE_HEADS:
         raise ConfigError(
             f"--refine: the reward model has a {head!r} head; online refinement (push-back of the agent's "
-            f"frames) supports the {', '.join(REFINE_HEADS)} head only: train one with `v2r train --head progress`"
+            f"frames) supports the {' and '.join(REFINE_HEADS)} heads only: train one with `v2r train` (default "
+            f"head) or `v2r train --head progress`"
         )
+
+
+def progress_head(model: RewardModel) -> nn.Module:
+    """The head that refinement trains: the model's progress head, or a progress+rank model's progress member
+    (the rank member is kept as trained: it reads single frames and has no push-back; the reward, the mean of
+    the two, moves half as far per refinement as a progress model's)."""
+    check_refinable(model)
+    head = model.head
+    if model.config.get("head") == "progress+rank":
+        head = head.members[0]  # COMBINED_HEADS puts progress first
+    if not hasattr(head, "set_goal") or getattr(head.config, "pushback", None) is None:
+        raise ConfigError(f"--refine: no progress head found in this {model.config.get('head')!r} model")
+    return head
 
 
 def refinement_videos(model: RewardModel, videos: str | os.PathLike | None = None,
@@ -192,8 +207,7 @@ class RewardRefiner:
 
     def __init__(self, model: RewardModel, demos: Sequence[Demonstration], buffer: AgentFrameBuffer,
                  lr: float = 1e-4, agent_videos: int = 2, seed: int = 0):
-        check_refinable(model)
-        self.model, self.head, self.buffer = model, model.head, buffer
+        self.model, self.head, self.buffer = model, progress_head(model), buffer
         train = {**vars(TrainConfig()), **((model.config.get("training") or {}).get("config") or {})}
         per_video = train["frames_per_video"] * (2 if model.motion_gap > 0 else 1)
         self.expert = TripletSampler(list(demos), frames_per_video=train["frames_per_video"],
