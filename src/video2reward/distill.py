@@ -44,7 +44,7 @@ from video2reward.evaluation import spearman, value_order_correlation
 from video2reward.rewards.ensemble import COMBINED_HEADS
 from video2reward.rewards.model import ENCODER_HEADS, RewardModel, build_head
 from video2reward.rewards.progress import normal_kl
-from video2reward.training_loop import check_writable, fit_resumable
+from video2reward.training_loop import CHECKPOINT_DIR, check_writable, fit_resumable
 from video2reward.video.augment import FrameAugment
 from video2reward.video.dataset import Demonstration, even_subsample, load_demonstrations
 from video2reward.video.sampling import motion_partners
@@ -288,6 +288,6 @@ def distill(model_dir: str | os.PathLike, out: str | os.PathLike, config: Distil
         "seconds": round(seconds, 2), "final_metrics": metrics, **agree,
     }
     student.save(out)
-    shutil.rmtree(out / "checkpoint", ignore_errors=True)
+    shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
     return DistillResult(student, seconds, len(demos) + len(negatives), model_config["training"]["num_frames"],
                          metrics, agree)

@@ -29,7 +29,7 @@ from video2reward.errors import ConfigError
 from video2reward.objectives import OBJECTIVES, build_objective
 from video2reward.objectives.base import batch_to
 from video2reward.precision import autocast_dtype
-from video2reward.training_loop import check_writable, fit_resumable
+from video2reward.training_loop import CHECKPOINT_DIR, check_writable, fit_resumable
 from video2reward.video.dataset import Demonstration, load_demonstrations
 from video2reward.video.frame_sampler import FrameSampler
 from video2reward.video.multiview import MultiViewSampler, group_views
@@ -118,5 +118,5 @@ def pretrain_encoder(
         "seconds": round(seconds, 2), "videos": [d.name for d in demos],
         "num_frames": int(sum(d.num_frames for d in demos)), "skipped": skipped, "final_metrics": metrics,
     }})
-    shutil.rmtree(out / "checkpoint", ignore_errors=True)  # finished: nothing left to resume
+    shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)  # finished: nothing left to resume
     return PretrainResult(encoder, seconds, len(demos), int(sum(d.num_frames for d in demos)), skipped, metrics)

@@ -27,7 +27,7 @@ from video2reward.encoders.pretrained import ENCODER_WEIGHTS, load_encoder
 from video2reward.errors import ConfigError
 from video2reward.model_files import load_tensors, save_tensors
 from video2reward.precision import autocast_dtype
-from video2reward.training_loop import TrainingError, check_writable, fit_resumable
+from video2reward.training_loop import CHECKPOINT_DIR, TrainingError, check_writable, fit_resumable, has_checkpoint
 from video2reward.rewards.ensemble import COMBINED_HEADS, HeadEnsemble
 from video2reward.rewards.model import ENCODER_HEADS, RewardModel, head_config_dict
 from video2reward.rewards.pixel_ridge import PixelRidge, PixelRidgeConfig
@@ -107,6 +107,11 @@ def self_pretrains(config: TrainConfig) -> bool:
             and not has_imagenet_weights(config.encoder))
 
 
+PRETRAIN = "pretrain"  # OUT/pretrain: --pretrain's encoder (resumable; removed once the model is saved)
+MEMBERS = "members"  # OUT/members/k: an ensemble member's checkpoint, then its finished weights
+MEMBER_DONE = "done.safetensors"
+
+
 def _pretrain_fresh_encoder(demos: Sequence[Demonstration], config: TrainConfig, out: Path, resume: bool,
                             progress: bool) -> tuple[nn.Module, dict[str, Any]]:
     """`v2r pretrain --method config.pretrain` on the (already decoded) training videos, into OUT/pretrain
@@ -114,7 +119,7 @@ def _pretrain_fresh_encoder(demos: Sequence[Demonstration], config: TrainConfig,
     model file records."""
     from video2reward.pretrain import pretrain_encoder
 
-    pre_out = out / "pretrain"
+    pre_out = out / PRETRAIN
     pre_config = replace(PretrainConfig(), method=config.pretrain, encoder=config.encoder, image_size=config.image_size,
                          frame_fit=config.frame_fit, steps=config.pretrain_steps, seed=config.seed,
                          max_frames_per_video=config.max_frames_per_video, device=config.device,
@@ -124,7 +129,7 @@ def _pretrain_fresh_encoder(demos: Sequence[Demonstration], config: TrainConfig,
     if resume and (pre_out / ENCODER_WEIGHTS).exists():  # pretraining had finished before the interruption
         encoder, _ = load_encoder(pre_out)
     else:
-        encoder = pretrain_encoder([], pre_out, pre_config, resume=resume and (pre_out / "checkpoint").exists(),
+        encoder = pretrain_encoder([], pre_out, pre_config, resume=resume and has_checkpoint(pre_out),
                                    progress=progress, demos=demos).encoder
     if config.freeze:
         encoder.requires_grad_(False)
@@ -232,8 +237,8 @@ def _fit_ensemble(
     configs = member_configs(config)
     for k, member_config in enumerate(configs):
         fit = _fitter(member_config.head)
-        member_out = out / "members" / str(k)
-        done = member_out / "done.safetensors"
+        member_out = out / MEMBERS / str(k)
+        done = member_out / MEMBER_DONE
         torch.manual_seed(member_config.seed)  # each member's own initialisation
         encoder = copy.deepcopy(pretrained) if pretrained is not None else _make_encoder(member_config)
         if resume and done.exists():
@@ -241,7 +246,7 @@ def _fit_ensemble(
             head.load_state_dict(load_tensors(done))
             head.eval()
         else:
-            member_resume = resume and (member_out / "checkpoint").exists()
+            member_resume = resume and has_checkpoint(member_out)
             if progress:
                 print(f"ensemble member {k + 1}/{len(configs)}: {member_config.head}, seed {member_config.seed}, "
                       f"{member_config.steps} steps")
@@ -257,11 +262,9 @@ def _fit_ensemble(
 def has_resume_state(out: Path) -> bool:
     """Whether OUT holds anything an interrupted `v2r train` left to resume from: the head's checkpoint, a
     pretraining checkpoint or its finished encoder, or an ensemble member's checkpoint or finished weights."""
-    members = out / "members"
-    return ((out / "checkpoint").exists() or (out / "pretrain" / "checkpoint").exists()
-            or (out / "pretrain" / ENCODER_WEIGHTS).exists()
-            or (members.is_dir() and any(m.is_dir() and ((m / "checkpoint").exists() or (m / "done.safetensors").exists())
-                                         for m in members.iterdir())))
+    members = sorted((out / MEMBERS).iterdir()) if (out / MEMBERS).is_dir() else []
+    return (any(has_checkpoint(folder) for folder in (out, out / PRETRAIN, *members))
+            or (out / PRETRAIN / ENCODER_WEIGHTS).exists() or any((m / MEMBER_DONE).exists() for m in members))
 
 
 def train_reward_model(
@@ -312,7 +315,7 @@ def train_reward_model(
             head, metrics = _fit_ensemble(demos, negatives, config, device, out, resume, progress, encoder)
         else:
             encoder = encoder or _make_encoder(config)
-            head_resume = resume and (out / "checkpoint").exists()  # else it was pretraining that stopped
+            head_resume = resume and has_checkpoint(out)  # else it was pretraining that stopped
             head, metrics = _fitter(config.head)(demos, negatives, config, device, out, head_resume, progress,
                                                  encoder)
         encoder_info = {"name": encoder_name(head.encoder), "config": asdict(head.encoder.config)}
@@ -367,8 +370,8 @@ def train_reward_model(
         return TrainResult(model, seconds, len(demos), model_config["training"]["num_frames"], skipped, metrics,
                            warnings)
     model.save(out)
-    shutil.rmtree(out / "checkpoint", ignore_errors=True)  # the run finished: nothing left to resume
-    shutil.rmtree(out / "members", ignore_errors=True)
-    shutil.rmtree(out / "pretrain", ignore_errors=True)
+    shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)  # the run finished: nothing left to resume
+    shutil.rmtree(out / MEMBERS, ignore_errors=True)
+    shutil.rmtree(out / PRETRAIN, ignore_errors=True)
     return TrainResult(model, seconds, len(demos), model_config["training"]["num_frames"], skipped, metrics,
                        warnings)

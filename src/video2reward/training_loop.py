@@ -223,6 +223,14 @@ def check_writable(directory: Path) -> None:
         check_output_folder(directory, "the model")
 
 
+CHECKPOINT_DIR = "checkpoint"  # fit_resumable's checkpoints: OUT/checkpoint
+
+
+def has_checkpoint(out: str | Path) -> bool:
+    """Whether fit_resumable left a checkpoint in OUT to resume from."""
+    return (Path(out) / CHECKPOINT_DIR).exists()
+
+
 def fit_resumable(
     module: nn.Module, sample: Callable[[torch.Generator], Any], *, steps: int, lr: float, weight_decay: float,
     seed: int, warmup: int, out: Path, checkpoint_every: int, run_config: dict[str, Any], resume: bool,
@@ -234,7 +242,7 @@ def fit_resumable(
     params = [p for p in module.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     generator = torch.Generator().manual_seed(distributed.rank_seed(seed))
-    checkpointer = Checkpointer(Path(out) / "checkpoint", checkpoint_every, run_config)
+    checkpointer = Checkpointer(Path(out) / CHECKPOINT_DIR, checkpoint_every, run_config)
     if distributed.is_main():  # room for the checkpoints and the model, before the first step
         check_free_space(out, training_bytes(module), f"writing the checkpoints and model of {desc}")
     start = 0

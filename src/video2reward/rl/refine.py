@@ -20,8 +20,8 @@ The model's head is updated in place: the training env, the evaluation env and t
 share the one RewardModel object. The optimizer (AdamW at a constant `lr`, gradients clipped to norm 1)
 lives here, outside the model, and keeps its state between refinements. A frozen pretrained encoder
 (`v2r train --freeze`) stays frozen. A progress+rank model (`v2r train`'s default head) refines its progress
-member; the rank member reads single frames, has no push-back, and stays as trained. beta and the push-back weight are the model's own `pushback` and
-`negative_weight` (set at `v2r train`; defaults 0.9 and 1).
+member; the rank member reads single frames, has no push-back, and stays as trained. beta and the push-back
+weight are the model's own `pushback` and `negative_weight` (set at `v2r train`; defaults 0.9 and 1).
 
 Non-stationarity (what refinement costs the agent): the reward of a state now changes during training.
 - The replay buffer holds rewards computed with older weights and is never relabelled (it keeps
@@ -54,6 +54,7 @@ import torch.nn as nn
 
 from video2reward.config import TrainConfig
 from video2reward.errors import ConfigError
+from video2reward.rewards.ensemble import COMBINED_HEADS
 from video2reward.rewards.model import RewardModel
 from video2reward.training_loop import TrainingError
 from video2reward.video.augment import FrameAugment
@@ -168,12 +169,8 @@ def progress_head(model: RewardModel) -> nn.Module:
     (the rank member is kept as trained: it reads single frames and has no push-back; the reward, the mean of
     the two, moves half as far per refinement as a progress model's)."""
     check_refinable(model)
-    head = model.head
-    if model.config.get("head") == "progress+rank":
-        head = head.members[0]  # COMBINED_HEADS puts progress first
-    if not hasattr(head, "set_goal") or getattr(head.config, "pushback", None) is None:
-        raise ConfigError(f"--refine: no progress head found in this {model.config.get('head')!r} model")
-    return head
+    kind = model.config.get("head")
+    return model.head.members[COMBINED_HEADS[kind].index("progress")] if kind in COMBINED_HEADS else model.head
 
 
 def refinement_videos(model: RewardModel, videos: str | os.PathLike | None = None,
