@@ -81,7 +81,8 @@ class TrainConfig:
     motion_gap: int = _help(4, "progress: the head also sees how the frame's features changed since `motion_gap` "
                             "frames earlier (frame t-k; frame 0 for the first frames), so speed and direction, not "
                             "just pose, inform progress (swing-ups pass the same pose early and late); "
-                            "0 = read single frames. 4 measured best of 1/2/4/6/8 (README, 'Results')")
+                            "0 = read single frames. Of 1/2/4/6/8, 4 gave pendulum's highest dense correlation and mountaincar VOC "
+                            "0.99 (README, 'Results')")
     sigma_min: float = _help(0.02, "progress: floor of the target progress std; the target std is max(sigma_min, "
                              "0.5 / (goal - initial)) so it shrinks as the frame gap grows")
     pushback: float = _help(0.9, "progress with --negatives: each step the target of a failed frame is its "
