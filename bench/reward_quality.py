@@ -37,9 +37,9 @@ from pathlib import Path
 
 import torch
 
-from video2reward.config import HEADS, PRETRAIN_METHODS, TrainConfig
+from video2reward.training.config import HEADS, PRETRAIN_METHODS, TrainConfig
 from video2reward.demo import generate_demo_data
-from video2reward.demo.experts import TASKS
+from video2reward.tasks import TASKS
 from video2reward.demo.pipeline import QualityRow, format_table, run_task
 from video2reward.encoders import ENCODERS
 

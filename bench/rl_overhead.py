@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from video2reward.config import RLConfig, TrainConfig
+from video2reward.training.config import RLConfig, TrainConfig
 from video2reward.encoders import build_encoder
 from video2reward.rewards.model import RewardModel
 from video2reward.rewards.progress import ProgressConfig, ProgressHead

@@ -19,10 +19,10 @@ import torch
 import torch.nn as nn
 from safetensors.torch import save_file
 
-from video2reward import distributed
-from video2reward.config import TrainConfig
-from video2reward.train import train_reward_model
-from video2reward.training_loop import Checkpointer, TrainingError, train_loop
+from video2reward.training import distributed
+from video2reward.training.config import TrainConfig
+from video2reward.training.train import train_reward_model
+from video2reward.training.loop import Checkpointer, TrainingError, train_loop
 
 STEPS, INTERRUPT_AT = 12, 5  # rank 1 alone gets a Ctrl-C while drawing the batch of step 5
 

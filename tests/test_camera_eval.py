@@ -12,13 +12,13 @@ import pytest
 from PIL import Image
 
 from tests.synthetic import moving_square, write_square_dataset
-from video2reward.camera_eval import add_camera_shift, reads_goal
+from video2reward.evaluation.camera import add_camera_shift, reads_goal
 from video2reward.cli import main
-from video2reward.config import TrainConfig
+from video2reward.training.config import TrainConfig
 from video2reward.demo.generate import labels_json
-from video2reward.evaluation import EvalResult
-from video2reward.scoring import evaluate_data_dir_with_near_misses
-from video2reward.train import train_reward_model
+from video2reward.evaluation.metrics import EvalResult
+from video2reward.evaluation.data_dir import evaluate_data_dir_with_near_misses
+from video2reward.training.train import train_reward_model
 from video2reward.video.io import write_video
 
 
@@ -89,8 +89,8 @@ def test_pixel_floor_fails_on_the_mirror(data, models):
 
 
 def evaluate_rows(model, data):
-    from video2reward.camera_eval import _score_split
-    from video2reward.evaluation import video_voc
+    from video2reward.evaluation.camera import _score_split
+    from video2reward.evaluation.metrics import video_voc
 
     rewards = _score_split(model, data / "test_cam", "test_expert", skip_bad=False, progress=False)
     return [{"video": k, "voc": video_voc(v)} for k, v in rewards.items()]
@@ -120,7 +120,7 @@ def test_cli_eval_reports_other_cameras(data, models, tmp_path, capsys):
 def test_relative_distance_runs_from_zero_towards_one():
     import torch
 
-    from video2reward.relative_reward import relative_progress
+    from video2reward.inference.relative import relative_progress
 
     goal = torch.zeros(2)
     features = torch.tensor([[4.0, 0.0], [2.0, 0.0], [0.0, 1.0], [0.0, 0.0]])
@@ -130,7 +130,7 @@ def test_relative_distance_runs_from_zero_towards_one():
 def test_relative_projection_counts_only_movement_towards_the_goal():
     import torch
 
-    from video2reward.relative_reward import relative_progress
+    from video2reward.inference.relative import relative_progress
 
     goal = torch.tensor([4.0, 0.0, 0.0])  # the line from the first frame (origin) to the goal is the x axis
     features = torch.tensor([[0.0, 0.0, 0.0],
@@ -175,7 +175,7 @@ def test_spatial_features_are_the_encoders_flattened_feature_map(data, models):
     import torch
 
     from video2reward.errors import ConfigError
-    from video2reward.relative_reward import use_feature_map
+    from video2reward.inference.relative import use_feature_map
     from video2reward.rewards.model import frames_to_tensor
     from video2reward.video.io import read_frames
 
@@ -214,7 +214,7 @@ def test_cli_relative_features_map_and_pooled(data, models, tmp_path):
     assert readings["auto"] == readings["map"] != readings["pooled"]
     # the CLI spells the choices out (importing relative_reward would slow every command's start): keep them equal
     from video2reward.cli import build_parser
-    from video2reward.relative_reward import FEATURES, READINGS
+    from video2reward.inference.relative import FEATURES, READINGS
 
     score = build_parser()._subparsers._group_actions[0].choices["score"]
     choices = {a.dest: tuple(a.choices) for a in score._actions if a.choices}

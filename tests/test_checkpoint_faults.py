@@ -11,11 +11,11 @@ import pytest
 import torch
 import torch.nn as nn
 
-import video2reward.model_files as model_files
-import video2reward.training_loop as training_loop
+import video2reward.core.files as model_files
+import video2reward.training.loop as training_loop
 from video2reward.errors import ModelFileError
 from toy_regressor import Regressor, regression_batch
-from video2reward.training_loop import Checkpointer, TrainingError, train_loop
+from video2reward.training.loop import Checkpointer, TrainingError, train_loop
 
 STEPS, EVERY = 20, 4
 

@@ -18,10 +18,10 @@ import video2reward
 from synthetic import moving_square, square_demonstrations
 from tiny_heads import HELD_OUT, fit
 from video2reward.cli import main
-from video2reward.config import DistillConfig
+from video2reward.training.config import DistillConfig
 from video2reward.encoders import build_encoder
-from video2reward.distill import DistillLoss, DistillSampler, binary_kl_logits, distill
-from video2reward.evaluation import spearman, value_order_correlation
+from video2reward.training.distill import DistillLoss, DistillSampler, binary_kl_logits, distill
+from video2reward.evaluation.metrics import spearman, value_order_correlation
 from video2reward.rewards.goal_distance import GoalDistanceConfig, GoalDistanceHead
 from video2reward.rewards.model import RewardModel, head_config_dict
 from video2reward.rewards.pixel_ridge import PixelRidge

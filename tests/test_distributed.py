@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import load_file
 
 from synthetic import write_square_dataset
-from video2reward.distributed import rank_seed
+from video2reward.training.distributed import rank_seed
 
 HERE = Path(__file__).parent
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(HERE), *sys.path])}
@@ -85,7 +85,7 @@ def test_the_cli_under_torchrun_prints_once_and_rank_0_writes(ranks: Path) -> No
 
 def test_resuming_with_another_number_of_processes_is_refused(ranks: Path) -> None:
     from ddp_worker import run_loop
-    from video2reward.training_loop import TrainingError
+    from video2reward.training.loop import TrainingError
 
     with pytest.raises(TrainingError, match=r"written by 2 process\(es\), this run has 1.*same number"):
         run_loop(ranks / "loop-cut", resume=True)  # the 2-process checkpoint, in this one process

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from video2reward.errors import V2RError
-from video2reward.evaluation import (
+from video2reward.evaluation.metrics import (
     EvalResult,
     auroc,
     dense_correlation,

@@ -9,7 +9,7 @@ import pytest
 
 from synthetic import failed_squares, write_square_dataset
 from video2reward.cli import main
-from video2reward.config import HEADS, NEGATIVE_HEADS
+from video2reward.training.config import HEADS, NEGATIVE_HEADS
 from video2reward.video.io import read_frames, write_video
 
 TINY = ["--steps", "6", "--image-size", "32", "--batch-size", "32", "--frames-per-video", "8", "--warmup-steps",

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from video2reward.evaluation import evaluate
-from video2reward.plots import plot_eval_summary, plot_reward_curve, thumbnail_indices
+from video2reward.evaluation.metrics import evaluate
+from video2reward.evaluation.plots import plot_eval_summary, plot_reward_curve, thumbnail_indices
 
 
 def _frames(n: int, size: int = 32) -> np.ndarray:
@@ -128,7 +128,7 @@ def test_plots_do_not_touch_pyplot_or_backend(tmp_path: Path) -> None:
     code = (
         "import sys, numpy as np, matplotlib\n"
         "before = dict.__getitem__(matplotlib.rcParams, 'backend')\n"
-        "from video2reward.plots import plot_reward_curve\n"
+        "from video2reward.evaluation.plots import plot_reward_curve\n"
         f"plot_reward_curve({str(tmp_path / 'p.png')!r}, np.arange(4.0), np.zeros((1, 4, 4, 3), np.uint8), [0])\n"
         "assert 'matplotlib.pyplot' not in sys.modules\n"
         "assert dict.__getitem__(matplotlib.rcParams, 'backend') == before\n"

@@ -10,11 +10,11 @@ import torch.nn as nn
 
 from synthetic import moving_square, square_demonstrations
 from video2reward.errors import ConfigError
-from video2reward.precision import autocast_dtype
+from video2reward.core.precision import autocast_dtype
 from video2reward.rewards.model import RewardModel
 from video2reward.rewards.progress import ProgressConfig, ProgressHead
 from video2reward.encoders import build_encoder
-from video2reward.training_loop import train_loop
+from video2reward.training.loop import train_loop
 
 
 def test_auto_is_float32_on_cpu_and_bf16_only_when_asked() -> None:

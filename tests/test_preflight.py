@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 import torch.nn as nn
 
-import video2reward.preflight as preflight
-import video2reward.scoring as scoring
+import video2reward.core.preflight as preflight
+import video2reward.inference.scoring as scoring
 from synthetic import write_square_dataset
 from video2reward.cli import main
 from video2reward.errors import ConfigError
-from video2reward.preflight import MARGIN_BYTES, check_output_folder, training_bytes
+from video2reward.core.preflight import MARGIN_BYTES, check_output_folder, training_bytes
 
 TINY = ["--pretrain", "none", "--steps", "3", "--image-size", "32", "--batch-size", "16", "--frames-per-video", "8",
         "--warmup-steps", "1", "--threads", "1", "--quiet"]

@@ -11,9 +11,9 @@ import torch
 
 from synthetic import write_square_dataset
 from video2reward.cli import main
-from video2reward.config import PretrainConfig
+from video2reward.training.config import PretrainConfig
 from video2reward.encoders.pretrained import load_encoder
-from video2reward.pretrain import pretrain_encoder
+from video2reward.training.pretrain import pretrain_encoder
 
 TINY = ["--steps", "12", "--image-size", "32", "--batch-size", "16", "--frames-per-video", "4",
         "--warmup-steps", "2", "--quiet"]
@@ -53,7 +53,7 @@ def test_pretrained_encoder_trains_a_reward_model_frozen_and_fine_tuned(data: Pa
         config = json.loads((model / "config.json").read_text())
         assert config["image_size"] == 32  # the encoder's own frame size, not train's default 64
         assert config["encoder"]["pretrained_from"] == str(enc_dir)
-        from video2reward.model_files import load_tensors
+        from video2reward.core.files import load_tensors
         weights = load_tensors(model / "model.safetensors")
         same = [all(torch.equal(weights[prefix + k], v) for k, v in before.items()) for prefix in encoder_copies(weights)]
         assert same == [freeze == "--freeze"] * 2  # each member's copy: frozen = exactly the pretrained encoder
@@ -78,7 +78,7 @@ def test_train_pretrains_its_fresh_encoder_as_v2r_pretrain_would(data: Path, tmp
     assert config["encoder"]["pretrained_with"]["method"] == "rotation"
     assert config["encoder"]["frozen"] is True
     assert not (model / "pretrain").exists()  # the intermediate encoder folder is removed once the model is saved
-    from video2reward.model_files import load_tensors
+    from video2reward.core.files import load_tensors
     weights = load_tensors(model / "model.safetensors")
     assert len(encoder_copies(weights)) == 2  # the default head's two members, each on its own copy
     for prefix in encoder_copies(weights):
@@ -102,7 +102,7 @@ def test_interrupted_pretraining_resumes_to_the_same_weights(data: Path, tmp_pat
                             warmup_steps=2, checkpoint_every=3)
     whole = pretrain_encoder([data / "train"], tmp_path / "a", config, progress=False).encoder
 
-    import video2reward.training_loop as train_module
+    import video2reward.training.loop as train_module
     real_save = train_module.Checkpointer.save
 
     def save_then_die(self, step, *args):  # a kill right after the step-6 checkpoint is written
@@ -134,7 +134,7 @@ def test_train_stopped_after_pretraining_resumes(data: Path, tmp_path: Path, mon
     """Ctrl-C after `v2r train`'s pretraining finished but before the head's first checkpoint: `--resume` reuses
     the pretrained encoder and trains the head from its start (no head checkpoint is not an error then); with
     nothing at all in OUT, `--resume` is a clear error."""
-    import video2reward.train as train_module
+    import video2reward.training.train as train_module
 
     out = tmp_path / "m"
     args = ["train", str(data / "train"), "--out", str(out), "--head", head, "--pretrain", "rotation",

@@ -8,10 +8,10 @@ import torch
 
 from synthetic import as_demonstration, failed_squares, moving_square, square_demonstrations
 from video2reward.encoders import build_encoder
-from video2reward.evaluation import value_order_correlation
+from video2reward.evaluation.metrics import value_order_correlation
 from video2reward.rewards.model import RewardModel
-from video2reward.training_loop import train_loop
-from video2reward.train_heads import finish_head
+from video2reward.training.loop import train_loop
+from video2reward.training.heads import finish_head
 
 HELD_OUT = (5, 12, 19)  # heights of the held-out videos (25 frames: a length no demonstration has)
 

@@ -14,15 +14,15 @@ import torch
 from torch import nn
 
 from synthetic import moving_square, write_square_dataset
-from video2reward.config import TrainConfig
+from video2reward.training.config import TrainConfig
 from video2reward.encoders import build_encoder, encoder_from_config, has_imagenet_weights
 from video2reward.encoders import efficientnet as eff
 from video2reward.encoders.efficientnet import EfficientNetLiteConfig, EfficientNetLiteEncoder
 from video2reward.encoders.pretrained import load_encoder, save_encoder
 from video2reward.errors import ConfigError, ModelFileError
-from video2reward.model_files import load_tensors
+from video2reward.core.files import load_tensors
 from video2reward.rewards.model import load
-from video2reward.train import train_reward_model
+from video2reward.training.train import train_reward_model
 
 RANDOM = EfficientNetLiteConfig(image_size=32, pretrained=False)  # fast: no weights file read
 

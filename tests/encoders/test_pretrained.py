@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from video2reward.encoders import build_encoder
 from video2reward.encoders.pretrained import load_encoder, save_encoder
 from video2reward.errors import ConfigError, ModelFileError
-from video2reward.model_files import save_tensors, write_json
+from video2reward.core.files import save_tensors, write_json
 from video2reward.rewards.model import RewardModel
 from video2reward.rewards.progress import ProgressConfig, ProgressHead
 

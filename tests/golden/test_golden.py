@@ -18,7 +18,7 @@ import torch
 
 import video2reward
 from video2reward.cli import main as cli_main
-from video2reward.export import export_model
+from video2reward.inference.export import export_model
 from video2reward.rl.wrapper import LearnedReward
 from video2reward.video.frame_fit import fit_square
 

@@ -108,7 +108,7 @@ def test_ensemble_refused_for_the_pixel_floor(trained, tmp_path: Path, capsys) -
 def test_interrupted_ensemble_resumes_to_the_same_weights(trained, tmp_path: Path, monkeypatch) -> None:
     """Stop the run while the second member trains, resume: the same weights as the uninterrupted run."""
     data, model_dir = trained
-    import video2reward.train as train_module
+    import video2reward.training.train as train_module
 
     calls = {"n": 0}
     real_fit = train_module._fit_progress
@@ -137,7 +137,7 @@ def test_interrupted_ensemble_resumes_to_the_same_weights(trained, tmp_path: Pat
 
 def _config_from(args: list[str]):
     """The TrainConfig that the CLI arguments `args` (built from TINY) give."""
-    from video2reward.config import TrainConfig
+    from video2reward.training.config import TrainConfig
 
     assert args[args.index("--steps") + 1] == "120"
     return TrainConfig(head="progress", ensemble=3, steps=120, image_size=32, batch_size=32, frames_per_video=8, warmup_steps=4,
@@ -146,7 +146,7 @@ def _config_from(args: list[str]):
 
 def test_exported_ensemble_equals_eager(trained) -> None:
     """TorchScript of the ensemble (export.py) scores like the eager model, stored goals included."""
-    from video2reward.export import check_inputs, scorer_for, trace
+    from video2reward.inference.export import check_inputs, scorer_for, trace
 
     _, model_dir = trained
     model = load(model_dir)
@@ -181,7 +181,7 @@ def test_progress_plus_rank_is_the_mean_of_its_two_members(trained, tmp_path: Pa
     assert main(["export", str(model_dir), "--format", "torchscript", "--out", str(tmp_path / "m.pt"),
                  "--quiet"]) == 0
     # the goal an export stores (and feeds back) must score like the members' own stored goals
-    from video2reward.export import scorer_for
+    from video2reward.inference.export import scorer_for
 
     frames = torch.rand(6, 3, 32, 32)
     with torch.inference_mode():

@@ -13,13 +13,13 @@ from torch.distributions import Normal, kl_divergence
 from synthetic import as_demonstration, swinging_square
 from video2reward.encoders import build_encoder
 from video2reward.errors import ConfigError
-from video2reward.evaluation import value_order_correlation
+from video2reward.evaluation.metrics import value_order_correlation
 from video2reward.rewards.model import RewardModel
 from video2reward.rewards.progress import ProgressConfig, ProgressHead, target_sigma
 from video2reward.rewards.sequence_layers import SEQUENCES
 from video2reward.rewards.temporal import TemporalConfig, TemporalProgressHead
-from video2reward.train_heads import finish_head
-from video2reward.training_loop import train_loop
+from video2reward.training.heads import finish_head
+from video2reward.training.loop import train_loop
 from video2reward.video.sampling import TripletSampler
 from video2reward.video.window_sampling import WindowBatch, WindowSampler
 

@@ -13,7 +13,7 @@ import torch
 
 from test_wrapper import tiny_model
 from video2reward.cli import main
-from video2reward.model_files import load_tensors
+from video2reward.core.files import load_tensors
 from video2reward.rl.envs import TaskInfo, env_spec
 
 FAST = ["--steps", "300", "--eval-every", "150", "--eval-episodes", "1", "--dqn-learning-starts", "50",

@@ -13,7 +13,7 @@ import torch
 from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
-from video2reward.demo.generate import resize_short_side
+from video2reward.video.frame_fit import resize_short_side
 from video2reward.encoders import build_encoder, encoder_config
 from video2reward.errors import ConfigError
 from video2reward.rewards.model import RewardModel, frames_to_tensor

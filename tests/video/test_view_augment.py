@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from tests.synthetic import square_demonstrations
-from video2reward.config import TrainConfig
-from video2reward.train import _batches
+from video2reward.training.config import TrainConfig
+from video2reward.training.train import _batches
 from video2reward.video.sampling import TripletSampler
 from video2reward.video.view_augment import ViewAugment, random_blur, random_homographies, warp
 
@@ -90,8 +90,8 @@ def test_pretrain_applies_it(tmp_path):
     """`v2r pretrain --view-augment`: the sampled frames are augmented before the method's own views (the weights
     after the same steps from the same seed differ), and the encoder's config records it."""
     from tests.synthetic import write_square_dataset
-    from video2reward.config import PretrainConfig
-    from video2reward.pretrain import pretrain_encoder
+    from video2reward.training.config import PretrainConfig
+    from video2reward.training.pretrain import pretrain_encoder
 
     data = write_square_dataset(tmp_path / "data", n_train=2, n_test=1, t=10, size=16)
     base = replace(PretrainConfig(), steps=2, batch_size=8, frames_per_video=4, warmup_steps=1, image_size=16,

@@ -1,6 +1,6 @@
 """Demo data: videos of scripted experts and failures on gymnasium tasks, with per-frame labels."""
 
-from video2reward.demo.experts import DEMO_TASKS
+from video2reward.tasks import DEMO_TASKS
 from video2reward.demo.generate import generate_demo_data
 
 __all__ = ["DEMO_TASKS", "generate_demo_data"]

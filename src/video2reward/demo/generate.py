@@ -8,7 +8,7 @@ Layout, for each task::
     OUT/<task>/test_partial/ep_000.mp4 ... near misses: the expert for 30-70% of its length, then idle
     OUT/<task>/labels.json                 per video: split, success, policy, dense signal per frame
     OUT/<task>/test_cam/{test_expert,test_fail}/, labels.json, goals/<view>.png
-                                           the same kinds of episodes seen from other cameras (camera_shift.py)
+                                           the same kinds of episodes seen from other cameras (tasks/views.py)
 
 Every episode draws its randomness from a seed derived from (seed, task, split, index, attempt), so
 the same seed gives the same labels, the same frames and (with `write_video`'s deterministic x264
@@ -29,137 +29,24 @@ the video bytes, of train, test_expert and test_fail as they were.
 from __future__ import annotations
 
 import json
-import os
 import re
-import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
-import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from video2reward.demo.camera_shift import CAM_SPLIT, describe_views, view_of, views_for
-from video2reward.demo.experts import DEMO_TASKS, TASKS, DemoTask, Policy, make_policy
+from video2reward.demo.train_views import check_cameras, write_train_views
+from video2reward.tasks import DEMO_TASKS, TASKS, make_env
+from video2reward.tasks.rollout import make_episode
+from video2reward.tasks.task import DemoTask
+from video2reward.tasks.views import CAM_SPLIT, describe_views, view_of, views_for
 from video2reward.errors import ConfigError
 from video2reward.video.io import write_video
 
 SPLITS = ("train", "test_expert", "test_fail", "test_partial")
-MAX_ATTEMPTS = 20  # redraws of one episode before giving up (a redraw is rare: see the module docstring)
-
-
-@dataclass
-class Episode:
-    """One rollout: `steps` env steps, so `steps + 1` dense values and (when rendered) frames."""
-
-    steps: int = 0
-    success: bool = False
-    dense: list[float] = field(default_factory=list)
-    frames: list[np.ndarray] = field(default_factory=list)
-    stall_step: int | None = None  # stalled and partial policies: the first step of idling (None otherwise)
-
-
-def _headless() -> None:
-    """Classic-control rendering goes through pygame; keep SDL off any display and sound card."""
-    os.environ["SDL_VIDEODRIVER"] = "dummy"  # rgb_array never needs a window, even where there is a display
-    os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
-    os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
-
-
-def make_env(task: DemoTask, render: bool = True) -> gym.Env:
-    """The task's gymnasium env; its time limit is the task's `max_steps`, so only we end episodes."""
-    render_mode = "rgb_array" if render else None
-    if task.make_env is not None:
-        return task.make_env(render_mode=render_mode, max_episode_steps=task.max_steps)
-    _headless()
-    return gym.make(task.env_id, render_mode=render_mode, max_episode_steps=task.max_steps, **task.make_kwargs)
-
-
-def resize_short_side(frame: np.ndarray, short_side: int) -> np.ndarray:
-    """(H, W, 3) uint8 resized with area averaging so min(H, W) == `short_side`, aspect ratio kept."""
-    height, width = frame.shape[:2]
-    scale = short_side / min(height, width)
-    size = (max(1, round(width * scale)), max(1, round(height * scale)))
-    if size == (width, height):
-        return frame
-    return np.asarray(Image.fromarray(frame).resize(size, Image.BOX))
-
-
-def rollout(
-    env: gym.Env,
-    task: DemoTask,
-    policy: Policy,
-    start_rng: np.random.Generator,
-    max_steps: int,
-    short_side: int | None = None,
-) -> Episode:
-    """Run `policy` from the task's start state until success, termination or `max_steps` steps.
-
-    Records the dense signal (and, when `short_side` is given, a rendered frame) for the start state and
-    after every step."""
-    episode = Episode()
-    obs = task.start(env, start_rng)
-
-    def record() -> None:
-        episode.dense.append(float(task.dense(env)))
-        if short_side is not None:
-            episode.frames.append(resize_short_side(env.render(), short_side))
-
-    record()
-    steps_at_goal = 0
-    while episode.steps < max_steps:
-        obs, _, terminated, truncated, info = env.step(policy(obs))
-        episode.steps += 1
-        record()
-        steps_at_goal = steps_at_goal + 1 if task.at_goal(env, info) else 0
-        if steps_at_goal >= task.hold_steps:
-            episode.success = True
-            break
-        if terminated or truncated:
-            break
-    return episode
-
-
-def _name_key(name: str) -> int:
-    """A stable integer for a name (Python's hash() changes between runs)."""
-    return zlib.crc32(name.encode("utf-8"))
-
-
-def episode_seeds(seed: int, task: str, split: str, index: int, attempt: int) -> tuple[int, int]:
-    """Independent (start-state, policy) seeds for one attempt at one episode."""
-    sequence = np.random.SeedSequence([seed, _name_key(task), _name_key(split), index, attempt])
-    start_seed, policy_seed = sequence.generate_state(2)
-    return int(start_seed), int(policy_seed)
-
-
-def make_episode(
-    env: gym.Env, task: DemoTask, kind: str, seed: int, split: str, index: int, short_side: int
-) -> Episode:
-    """One rendered episode of policy `kind`: an expert episode that succeeds, or a failure (or a "partial"
-    near miss) that doesn't."""
-    for attempt in range(MAX_ATTEMPTS):
-        start_seed, policy_seed = episode_seeds(seed, task.name, split, index, attempt)
-        if kind == "expert":
-            episode = rollout(env, task, task.expert, np.random.default_rng(start_seed), task.max_steps, short_side)
-            if episode.success:
-                return episode
-            continue
-        # A failure runs as long as the expert takes from the same start: find out without rendering.
-        probe = rollout(env, task, task.expert, np.random.default_rng(start_seed), task.max_steps)
-        if not probe.success:
-            continue
-        policy = make_policy(kind, task, env.action_space, np.random.default_rng(policy_seed), probe.steps)
-        episode = rollout(env, task, policy, np.random.default_rng(start_seed), probe.steps, short_side)
-        if not episode.success:
-            episode.stall_step = getattr(policy, "stall_step", None)
-            return episode
-    outcome = "succeed" if kind == "expert" else "fail"
-    raise RuntimeError(
-        f"{task.name} {split} episode {index}: the {kind} policy did not {outcome} in {MAX_ATTEMPTS} tries"
-    )
 
 
 def _split_plan(
@@ -209,7 +96,7 @@ def _write_camera_split(
     task: DemoTask, task_dir: Path, seed: int, n_expert: int, n_fail: int, short_side: int, fps: float, bar: tqdm
 ) -> None:
     """TASK/test_cam/: expert and failed episodes (and one goal image per view) seen through the views of
-    `camera_shift.views_for(task)`, with its own labels.json (see camera_shift.py). Seeds come from the split
+    `tasks.views.views_for(task)`, with its own labels.json (see tasks/views.py). Seeds come from the split
     names "test_cam/test_expert", "test_cam/test_fail" and "test_cam/goal", so these episodes are new ones and
     the other splits stay byte-identical."""
     views = views_for(task)
@@ -273,7 +160,7 @@ def generate_demo_data(
     test_fail), labelled with policy "partial" and their "stall_step". Frames are rendered by the env, one
     for the start state and one after every step, and resized so their short side is `short_side`. With
     `camera_shift`, TASK/test_cam/ also gets `n_test_expert` expert and `n_test_fail` failed videos seen from
-    views the other splits never use (camera_shift.py), with their own labels.json. `train_views` (camera names)
+    views the other splits never use (tasks/views.py), with their own labels.json. `train_views` (camera names)
     adds TASK/train_views/<camera>/: train/'s episodes seen from those cameras too, for multi-view TCN
     (Meta-World tasks only; train_views.py)."""
     if n_test_partial is None:
@@ -282,8 +169,6 @@ def generate_demo_data(
               "n_test_partial": n_test_partial}
     demo_tasks = _check_args(tasks, counts, short_side)
     if train_views:
-        from video2reward.demo.train_views import check_cameras, write_train_views
-
         train_views = check_cameras(train_views)
     out = Path(out)
     folders: dict[str, Path] = {}

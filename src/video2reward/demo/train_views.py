@@ -9,7 +9,7 @@ is checked against train/'s labels: an episode whose dense signal differs stops 
 view that is out of step.
 
 train/ itself and every other split stay byte-identical. Classic-control tasks have one fixed 2-D renderer (no
-other camera) and get no train views. The test_cam/ split's views (demo/camera_shift.py) use the corner2-4
+other camera) and get no train views. The test_cam/ split's views (tasks/views.py) use the corner2-4
 cameras and the moved training camera: keep those out of `--train-views` for a measurement from unseen cameras
 (`topview`, `behindGripper` and `gripperPOV`, the gripper's own moving camera, are the scene's others).
 """
@@ -21,8 +21,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from video2reward.demo.camera_shift import METAWORLD_VIEWS, TRAINING_CAMERA, CameraView
-from video2reward.demo.experts import DemoTask
+from video2reward.tasks.views import METAWORLD_VIEWS, TRAINING_CAMERA, CameraView
+from video2reward.tasks.rollout import make_episode
+from video2reward.tasks.task import DemoTask
 from video2reward.errors import ConfigError
 
 TRAIN_VIEWS = "train_views"  # the folder under a task's data folder
@@ -51,7 +52,6 @@ def write_train_views(task: DemoTask, task_dir: Path, seed: int, train_dense: di
                       cameras: Sequence[str], short_side: int, fps: float, bar: tqdm) -> None:
     """TASK/train_views/<camera>/ep_XXX.mp4 for each camera: train/'s episodes (file name -> dense signal as in
     train/'s labels, `train_dense`) replayed and rendered from `camera`."""
-    from video2reward.demo.generate import make_episode
     from video2reward.video.io import write_video
 
     for camera in cameras:

@@ -41,7 +41,7 @@ from torch import Tensor, nn
 from video2reward.encoders import ENCODERS, encoder_from_config
 from video2reward.encoders.vit import ViTConfig, ViTEncoder
 from video2reward.errors import ConfigError, ModelFileError
-from video2reward.model_files import (
+from video2reward.core.files import (
     _PICKLE_SUFFIXES, CONFIG, WEIGHTS, _looks_like_pickle, load_model_dir, load_tensors, read_json, save_tensors,
     sha256, write_json,
 )

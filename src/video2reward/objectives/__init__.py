@@ -14,7 +14,6 @@ from typing import Any
 
 from torch import nn
 
-from video2reward.config import PRETRAIN_METHODS
 from video2reward.errors import ConfigError
 
 # name -> (module, config class, objective class); imported on first use so `v2r --help` stays fast
@@ -27,7 +26,7 @@ OBJECTIVES: dict[str, tuple[str, str, str]] = {
     "tcn": ("tcn", "TCNConfig", "TCN"),
     "rotation": ("rotation", "RotationConfig", "Rotation"),
 }
-assert tuple(OBJECTIVES) == PRETRAIN_METHODS  # config.PRETRAIN_METHODS lists them for the CLI without imports
+PRETRAIN_METHODS: tuple[str, ...] = tuple(OBJECTIVES)  # what `--method` and `v2r train --pretrain` accept
 
 
 def objective_classes(name: str) -> tuple[type, type[nn.Module]]:
@@ -59,4 +58,4 @@ def build_objective(name: str, encoder: nn.Module, **overrides: Any) -> nn.Modul
     return objective_cls(encoder, config)
 
 
-__all__ = ["OBJECTIVES", "build_objective", "objective_classes", "objective_fields"]
+__all__ = ["OBJECTIVES", "PRETRAIN_METHODS", "build_objective", "objective_classes", "objective_fields"]

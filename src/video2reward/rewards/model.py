@@ -18,8 +18,8 @@ import torch.nn as nn
 
 from video2reward.encoders import encoder_from_config
 from video2reward.errors import ConfigError, ModelFileError, VideoError
-from video2reward.model_files import load_model_dir, save_model_dir
-from video2reward.precision import autocast, autocast_dtype
+from video2reward.core.files import load_model_dir, save_model_dir
+from video2reward.core.precision import autocast, autocast_dtype
 from video2reward.rewards.ensemble import COMBINED_HEADS, HeadEnsemble
 from video2reward.rewards.goal_distance import GoalDistanceConfig, GoalDistanceHead
 from video2reward.rewards.pixel_ridge import PixelRidge, PixelRidgeConfig

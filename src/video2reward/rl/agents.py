@@ -19,21 +19,19 @@ every `target_update_interval` steps. The agent's weights are saved as safetenso
 from __future__ import annotations
 
 import csv
-import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from video2reward.config import RLConfig
+from video2reward.training.config import RLConfig
 from video2reward.errors import ConfigError
-from video2reward.model_files import save_tensors, write_json
-from video2reward.preflight import check_output_folder
+from video2reward.core.files import save_tensors, write_json
+from video2reward.core.preflight import check_output_folder
 from video2reward.rl.envs import EnvSpec, TaskInfo, env_spec
 
 EVAL_FIELDS = ("step", "success_rate", "env_return", "learned_return", "episode_length", "wall_s")
@@ -276,18 +274,3 @@ def save_agent(agent, out: Path, task: str, reward: str, algo: str, config: RLCo
         "timesteps": int(agent.num_timesteps), "interrupted": interrupted,
         "observation_space": repr(agent.observation_space), "action_space": repr(agent.action_space),
     })
-
-
-def read_eval_csv(path: Path) -> list[dict[str, float | None]]:
-    with Path(path).open() as f:
-        return [{k: (float(v) if v not in ("", "None") else None) for k, v in row.items()}
-                for row in csv.DictReader(f)]
-
-
-def run_summary(run_dir: Path) -> dict[str, Any]:
-    """The config and the final evaluation of a `v2r rl` run folder."""
-    config = json.loads((Path(run_dir) / "config.json").read_text())
-    rows = read_eval_csv(Path(run_dir) / "eval.csv")
-    return {"run": str(run_dir), "task": config["task"], "reward": config["reward"], "algo": config["algo"],
-            "seed": config["config"]["seed"], "steps": config["timesteps"], "final": rows[-1] if rows else {},
-            "best_success": max((r["success_rate"] or 0.0) for r in rows) if rows else None}

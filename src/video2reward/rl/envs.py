@@ -41,8 +41,8 @@ def _info_success(env: gym.Env, info: dict) -> bool:
 
 
 def _demo_spec(name: str) -> EnvSpec | None:
-    from video2reward.demo.experts import TASKS
-    from video2reward.demo.generate import _headless
+    from video2reward.tasks import TASKS
+    from video2reward.tasks.task import headless
 
     task = TASKS.get(name)
     if task is None:
@@ -52,7 +52,7 @@ def _demo_spec(name: str) -> EnvSpec | None:
         return EnvSpec(name, lambda mode: maker(render_mode=mode), _info_success, 1)
 
     def make(mode: str | None) -> gym.Env:
-        _headless()
+        headless()
         return gym.make(task.env_id, render_mode=mode, **task.make_kwargs)
 
     return EnvSpec(name, make, task.at_goal, task.hold_steps)
@@ -61,14 +61,14 @@ def _demo_spec(name: str) -> EnvSpec | None:
 def _metaworld_spec(name: str) -> EnvSpec:
     env_name = name.split(":", 1)[1]
     try:
-        from video2reward.demo.metaworld_tasks import make_metaworld_env
+        from video2reward.tasks.metaworld import make_metaworld_env
     except ImportError as exc:  # metaworld is a dependency; a broken install is the user's to fix
         raise ConfigError(f"{name}: Meta-World is not importable ({exc}); pip install -e . installs it") from exc
     return EnvSpec(name, lambda mode: make_metaworld_env(env_name, render_mode=mode), _info_success, 1)
 
 
 def _gym_spec(name: str) -> EnvSpec:
-    from video2reward.demo.generate import _headless
+    from video2reward.tasks.task import headless
 
     if name not in gym.registry:
         raise ConfigError(
@@ -77,7 +77,7 @@ def _gym_spec(name: str) -> EnvSpec:
         )
 
     def make(mode: str | None) -> gym.Env:
-        _headless()
+        headless()
         return gym.make(name, render_mode=mode)
 
     return EnvSpec(name, make, _info_success, 1)

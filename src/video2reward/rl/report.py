@@ -3,6 +3,8 @@ and seeds (`v2r rl-report`), and a video of an evaluation episode with its learn
 
 from __future__ import annotations
 
+import csv
+import json
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,14 +15,27 @@ import numpy as np
 from video2reward.errors import ConfigError
 
 
+def read_eval_csv(path: Path) -> list[dict[str, float | None]]:
+    with Path(path).open() as f:
+        return [{k: (float(v) if v not in ("", "None") else None) for k, v in row.items()}
+                for row in csv.DictReader(f)]
+
+
+def run_summary(run_dir: Path) -> dict[str, Any]:
+    """The config and the final evaluation of a `v2r rl` run folder."""
+    config = json.loads((Path(run_dir) / "config.json").read_text())
+    rows = read_eval_csv(Path(run_dir) / "eval.csv")
+    return {"run": str(run_dir), "task": config["task"], "reward": config["reward"], "algo": config["algo"],
+            "seed": config["config"]["seed"], "steps": config["timesteps"], "final": rows[-1] if rows else {},
+            "best_success": max((r["success_rate"] or 0.0) for r in rows) if rows else None}
+
+
 def _group_label(summary: dict[str, Any]) -> str:
     reward = "env reward" if summary["reward"] == "env" else f"learned ({Path(summary['reward']).name})"
     return f"{summary['task']} {summary['algo']} {reward}"
 
 
 def load_runs(run_dirs: Sequence[str | Path]) -> list[dict[str, Any]]:
-    from video2reward.rl.agents import read_eval_csv, run_summary
-
     runs = []
     for run in run_dirs:
         run = Path(run)

@@ -39,11 +39,10 @@ import numpy as np
 import torch
 from av.video.reformatter import VideoReformatter
 
-from video2reward.demo.experts import TASKS
-from video2reward.demo.generate import resize_short_side
 from video2reward.errors import ConfigError
 from video2reward.rewards.model import RewardModel, frames_to_tensor
-from video2reward.video.frame_fit import fit_dims, fit_square, to_square
+from video2reward.tasks import TASKS
+from video2reward.video.frame_fit import fit_dims, fit_square, resize_short_side, to_square
 
 REWARDS = ("progress", "uncertainty", "shaping")
 OBSERVE = ("state", "pixels")

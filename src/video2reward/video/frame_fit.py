@@ -50,3 +50,13 @@ def fit_square(frame: np.ndarray, size: int | None, fit: str = "pad") -> np.ndar
     if (rw, rh) != (w, h):
         frame = np.asarray(Image.fromarray(frame).resize((rw, rh), Image.BOX))
     return to_square(frame, size)
+
+
+def resize_short_side(frame: np.ndarray, short_side: int) -> np.ndarray:
+    """(H, W, 3) uint8 resized with area averaging so min(H, W) == `short_side`, aspect ratio kept."""
+    height, width = frame.shape[:2]
+    scale = short_side / min(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    if size == (width, height):
+        return frame
+    return np.asarray(Image.fromarray(frame).resize(size, Image.BOX))

@@ -10,9 +10,11 @@ import json
 import numpy as np
 import pytest
 
-from video2reward.demo.experts import DEMO_TASKS, TASKS, make_policy
-from video2reward.demo.generate import episode_seeds, generate_demo_data, make_env, make_episode, rollout
-from video2reward.demo.metaworld_tasks import (
+from video2reward.demo.generate import generate_demo_data
+from video2reward.tasks import DEMO_TASKS, TASKS, make_env
+from video2reward.tasks.policies import make_policy
+from video2reward.tasks.rollout import episode_seeds, make_episode, rollout
+from video2reward.tasks.metaworld import (
     CAMERA,
     MAX_STEPS,
     METAWORLD_TASKS,

@@ -20,19 +20,19 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from video2reward import distributed
-from video2reward.config import PretrainConfig, TrainConfig, resolve_device
+from video2reward.training import distributed
+from video2reward.training.config import PretrainConfig, TrainConfig, resolve_device
 from video2reward.encoders import ENCODERS, build_encoder, has_imagenet_weights
 from video2reward.encoders.pretrained import ENCODER_WEIGHTS, load_encoder
 from video2reward.errors import ConfigError
-from video2reward.model_files import load_tensors, save_tensors
-from video2reward.precision import autocast_dtype
-from video2reward.training_loop import CHECKPOINT_DIR, TrainingError, check_writable, fit_resumable, has_checkpoint
+from video2reward.core.files import load_tensors, save_tensors
+from video2reward.core.precision import autocast_dtype
+from video2reward.training.loop import CHECKPOINT_DIR, TrainingError, check_writable, fit_resumable, has_checkpoint
 from video2reward.rewards.ensemble import COMBINED_HEADS, HeadEnsemble
 from video2reward.rewards.model import ENCODER_HEADS, RewardModel, head_config_dict
 from video2reward.rewards.pixel_ridge import PixelRidge, PixelRidgeConfig
 from video2reward.rewards.progress import ProgressConfig, ProgressHead
-from video2reward.train_heads import check_negatives, finish_head, load_negatives, make_head, make_sampler
+from video2reward.training.heads import check_negatives, finish_head, load_negatives, make_head, make_sampler
 from video2reward.video.augment import FrameAugment
 from video2reward.video.view_augment import ViewAugment
 from video2reward.video.dataset import Demonstration, load_demonstrations
@@ -53,7 +53,7 @@ class TrainResult:
 def training_video_voc(model: RewardModel, demos: Sequence[Demonstration], max_videos: int = 8) -> float:
     """VOC of the trained model on (up to `max_videos` of) its own demonstrations: near 1 when it learned
     progress, near 0 when it collapsed to one value for every frame."""
-    from video2reward.evaluation import value_order_correlation
+    from video2reward.evaluation.metrics import value_order_correlation
 
     videos = [d.frames.permute(0, 2, 3, 1).numpy() for d in demos[:max_videos]]  # (T, S, S, 3) uint8
     return value_order_correlation([model.score(v).mu for v in videos])
@@ -117,7 +117,7 @@ def _pretrain_fresh_encoder(demos: Sequence[Demonstration], config: TrainConfig,
     """`v2r pretrain --method config.pretrain` on the (already decoded) training videos, into OUT/pretrain
     (resumable; removed once the model is saved). Returns the encoder (frozen with `config.freeze`) and what the
     model file records."""
-    from video2reward.pretrain import pretrain_encoder
+    from video2reward.training.pretrain import pretrain_encoder
 
     pre_out = out / PRETRAIN
     pre_config = replace(PretrainConfig(), method=config.pretrain, encoder=config.encoder, image_size=config.image_size,

@@ -28,7 +28,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from video2reward.demo.experts import DemoTask
+from video2reward.tasks.task import DemoTask
 
 RENDER_SIZE = 128  # px, square: the native render (the generator resizes it to its short_side, as for classic tasks)
 CAMERA = "corner"  # fixed camera of the Sawyer scene: the arm, the table top and the task's object from the front left

@@ -22,7 +22,7 @@ from matplotlib.patches import ConnectionPatch
 from matplotlib.ticker import MaxNLocator
 
 if TYPE_CHECKING:
-    from video2reward.evaluation import EvalResult
+    from video2reward.evaluation.metrics import EvalResult
 
 REWARD_COLOR = "tab:blue"
 SUCCESS_COLOR = "tab:green"

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from video2reward.demo.camera_shift import (
+from video2reward.tasks.views import (
     BACKGROUND,
     CLASSIC_VIEWS,
     METAWORLD_VIEWS,
@@ -19,9 +19,9 @@ from video2reward.demo.camera_shift import (
     view_of,
     views_for,
 )
-from video2reward.demo.experts import TASKS
+from video2reward.tasks import TASKS
 from video2reward.demo.generate import generate_demo_data
-from video2reward.evaluation import load_labels
+from video2reward.evaluation.metrics import load_labels
 from video2reward.video.io import read_frames
 
 SMALL = dict(tasks=["pendulum"], n_train=1, n_test_expert=1, n_test_fail=2, n_test_partial=0, short_side=32,

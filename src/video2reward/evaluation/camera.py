@@ -1,5 +1,5 @@
 """Evaluation from cameras training never saw: DATA_DIR/test_cam/ (written by `v2r demo-data`, see
-demo/camera_shift.py), reported beside the in-view numbers by `v2r eval`, `v2r demo` and bench/reward_quality.py.
+tasks/views.py), reported beside the in-view numbers by `v2r eval`, `v2r demo` and bench/reward_quality.py.
 
 test_cam/ is laid out like a data folder of its own: test_expert/ and test_fail/ of videos seen through other
 views, its own labels.json (dense signal per frame, and each video's "view"), and goals/<view>.png, the goal state
@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from video2reward.errors import V2RError, VideoError
-from video2reward.evaluation import (
+from video2reward.evaluation.metrics import (
     EvalResult,
     dense_from_labels,
     evaluate,
@@ -32,9 +32,9 @@ from video2reward.evaluation import (
     success_auroc,
     value_order_correlation,
 )
-from video2reward.relative_reward import relative_goal_progress, use_feature_map
+from video2reward.inference.relative import relative_goal_progress, use_feature_map
 from video2reward.rewards.model import RewardModel
-from video2reward.scoring import score_videos
+from video2reward.inference.scoring import score_videos
 from video2reward.video.io import find_videos
 
 CAM_SPLIT = "test_cam"

@@ -33,8 +33,9 @@ from pathlib import Path
 
 import torch
 
-from video2reward import distributed, help_examples
-from video2reward.config import PretrainConfig, RLConfig, TrainConfig, add_config_arguments, config_from_args
+from video2reward.cli import examples as help_examples
+from video2reward.training import distributed
+from video2reward.training.config import PretrainConfig, RLConfig, TrainConfig, add_config_arguments, config_from_args
 from video2reward.errors import ConfigError, V2RError
 
 EPILOG = "Every command takes --help. Videos: mp4/webm/avi/mov/mkv/gif files or folders of png/jpg frames."
@@ -87,7 +88,7 @@ def cmd_demo_data(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from video2reward.train import train_reward_model
+    from video2reward.training.train import train_reward_model
 
     config = config_from_args(TrainConfig, args)
     with distributed.session(config.device):  # torchrun: one process group for the run (else nothing)
@@ -110,17 +111,17 @@ def cmd_train(args: argparse.Namespace) -> None:
 
 def cmd_score(args: argparse.Namespace) -> None:
     import video2reward
-    from video2reward.scoring import score_to_jsonl
+    from video2reward.inference.scoring import score_to_jsonl
 
     if args.workers < 0:
         raise ConfigError(f"--workers {args.workers}: give 0 (decode in this process) or more")
     model = video2reward.load(args.model, device=args.device, precision=args.precision)
     if args.relative:  # relative goal progress to the --goal image, in the encoder's features (no head)
-        from video2reward.relative_reward import relative_to_jsonl
+        from video2reward.inference.relative import relative_to_jsonl
 
         if not args.goal:
             raise ConfigError("--relative needs --goal IMAGE: a picture of the task done, taken with this camera")
-        from video2reward.relative_reward import use_feature_map
+        from video2reward.inference.relative import use_feature_map
 
         spatial = use_feature_map(model, args.relative_features)
         count = relative_to_jsonl(model, args.paths, args.goal, args.out, args.relative_reading, spatial)
@@ -142,7 +143,7 @@ def cmd_score(args: argparse.Namespace) -> None:
 
 def cmd_report(args: argparse.Namespace) -> None:
     import video2reward
-    from video2reward.report import write_report
+    from video2reward.evaluation.report import write_report
 
     if args.workers < 0:
         raise ConfigError(f"--workers {args.workers}: give 0 (decode in this process) or more")
@@ -158,9 +159,9 @@ def cmd_report(args: argparse.Namespace) -> None:
 
 def cmd_eval(args: argparse.Namespace) -> None:
     import video2reward
-    from video2reward.scoring import evaluate_data_dir_with_near_misses
-    from video2reward.model_files import write_json
-    from video2reward.plots import plot_eval_summary
+    from video2reward.evaluation.data_dir import evaluate_data_dir_with_near_misses
+    from video2reward.core.files import write_json
+    from video2reward.evaluation.plots import plot_eval_summary
 
     model = video2reward.load(args.model, device=args.device)
     result, expert, failed, _ = evaluate_data_dir_with_near_misses(model, args.data, skip_bad=args.skip_bad,
@@ -193,7 +194,7 @@ def _method_options(args: argparse.Namespace) -> dict:
 
 
 def cmd_pretrain(args: argparse.Namespace) -> None:
-    from video2reward.pretrain import pretrain_encoder
+    from video2reward.training.pretrain import pretrain_encoder
 
     config = config_from_args(PretrainConfig, args)
     with distributed.session(config.device):  # torchrun: one process group for the run (else nothing)
@@ -214,8 +215,8 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
 def cmd_probe(args: argparse.Namespace) -> None:
     from video2reward.encoders import ENCODERS, build_encoder
     from video2reward.encoders.pretrained import load_encoder
-    from video2reward.model_files import write_json
-    from video2reward.probe import probe_encoder
+    from video2reward.core.files import write_json
+    from video2reward.evaluation.probe import probe_encoder
 
     if args.encoder in ENCODERS:  # a randomly initialised encoder: the baseline every pretraining must beat
         torch.manual_seed(args.seed)
@@ -250,8 +251,8 @@ def cmd_rl_report(args: argparse.Namespace) -> None:
 
 
 def cmd_distill(args: argparse.Namespace) -> None:
-    from video2reward.config import DistillConfig
-    from video2reward.distill import distill
+    from video2reward.training.config import DistillConfig
+    from video2reward.training.distill import distill
 
     config = config_from_args(DistillConfig, args)
     result = distill(args.model, args.out, config, resume=args.resume, skip_bad=args.skip_bad,
@@ -267,7 +268,7 @@ def cmd_distill(args: argparse.Namespace) -> None:
 
 def cmd_export(args: argparse.Namespace) -> None:
     import video2reward
-    from video2reward.export import export_model
+    from video2reward.inference.export import export_model
 
     model = video2reward.load(args.model)
     meta = export_model(model, args.out, args.format, args.quantize)
@@ -292,7 +293,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 def _add_method_options(parser: argparse.ArgumentParser) -> None:
     """One argument group per pretraining method: `--dino-teacher-temp` etc., each with its help text."""
-    from video2reward.config import _resolve
+    from video2reward.training.config import _resolve
     from video2reward.objectives import OBJECTIVES, objective_fields
 
     for method in OBJECTIVES:
@@ -313,7 +314,7 @@ def _add_method_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_scoring_options(parser: argparse.ArgumentParser) -> None:
-    from video2reward.precision import PRECISION_HELP, PRECISIONS
+    from video2reward.core.precision import PRECISION_HELP, PRECISIONS
 
     parser.add_argument("--workers", type=int, default=0, help="decode and resize videos in this many worker "
                         "processes while the model runs in this one, so decoding overlaps the model (same rewards); 0 = "
@@ -322,8 +323,8 @@ def _add_scoring_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from video2reward.demo import DEMO_TASKS
-    from video2reward.demo.experts import PARTIAL_FRACTION, TASKS  # TASKS: DEMO_TASKS and the Meta-World tasks
+    from video2reward.tasks import DEMO_TASKS, TASKS  # TASKS: DEMO_TASKS and the Meta-World tasks
+    from video2reward.tasks.policies import PARTIAL_FRACTION
 
     parser = argparse.ArgumentParser(prog="v2r", description=DESCRIPTION, epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -421,7 +422,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="student model folder to write (model.safetensors + config.json)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from OUT/checkpoint")
     p.add_argument("--skip-bad", action="store_true", help="skip videos that fail to decode and list them")
-    from video2reward.config import DistillConfig
+    from video2reward.training.config import DistillConfig
 
     add_config_arguments(p, DistillConfig)
 
@@ -511,6 +512,3 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

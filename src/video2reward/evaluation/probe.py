@@ -24,7 +24,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from video2reward.errors import ConfigError
-from video2reward.evaluation import value_order_correlation
+from video2reward.evaluation.metrics import value_order_correlation
 from video2reward.video.dataset import Demonstration, load_demonstrations
 
 COLLAPSE_THRESHOLD = 0.1  # feature_std below this: the features are (nearly) one point

@@ -34,9 +34,9 @@ import numpy as np
 from PIL import Image
 
 from video2reward.errors import ConfigError, V2RError
-from video2reward.evaluation import LABELS_FILE, PARTIAL_SPLIT, EvalResult, evaluate, load_labels, spearman
+from video2reward.evaluation.metrics import LABELS_FILE, PARTIAL_SPLIT, EvalResult, evaluate, load_labels, spearman
 from video2reward.rewards.model import RewardModel
-from video2reward.scoring import ScoredVideo, score_videos
+from video2reward.inference.scoring import ScoredVideo, score_videos
 from video2reward.video.io import VideoSource, iter_frames
 
 # (PyAV encoder, container format, MIME type), in order of preference: H.264 plays in Chrome, Edge, Safari and
@@ -144,7 +144,7 @@ def _values(x: np.ndarray | None) -> list[float] | None:
 
 def render_page(title: str, data: dict[str, Any]) -> str:
     """report_page.html with the title and the data (JSON, made safe to sit inside a <script> element)."""
-    template = resources.files("video2reward").joinpath("report_page.html").read_text(encoding="utf-8")
+    template = resources.files("video2reward.evaluation").joinpath("report_page.html").read_text(encoding="utf-8")
     payload = json.dumps(data, allow_nan=False, separators=(",", ":")).replace("</", "<\\/")
     return template.replace("__TITLE__", html.escape(title)).replace("__DATA__", payload)
 

@@ -160,7 +160,7 @@ class EvalResult:
     last_k: int = 5
     auroc_near_miss: float = float("nan")
     n_partial: int = 0
-    # test_cam/ (the same kinds of videos seen from views training never used; see demo/camera_shift.py): VOC,
+    # test_cam/ (the same kinds of videos seen from views training never used; see tasks/views.py): VOC,
     # success AUROC and dense Spearman there with the model's own goal, and VOC with each view's goal image
     voc_cam: float = float("nan")
     auroc_cam: float = float("nan")

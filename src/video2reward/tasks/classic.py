@@ -1,26 +1,16 @@
-"""The demo tasks: scripted expert and failure policies for gymnasium classic control, and the registry
-that bundles each task's environment, policies, dense per-frame signal and success check.
-
-A policy maps an observation to an action. The experts are stateless functions built from the tasks'
-physics (energy pumping, then balancing); the failure policies are small classes holding a random
-generator or a step counter, so build a fresh one for every episode.
-
-Adding a task means adding one `DemoTask` entry to `TASKS`: the generator only talks to tasks through
-that dataclass. The Meta-World tasks (reach, drawer-open, button-press-topdown, door-open) are defined in
-`metaworld_tasks.py` and registered at the end of this file; `DEMO_TASKS`, the default set, stays classic.
+"""The classic-control demo tasks: Pendulum-v1 (swing up and balance) and MountainCar-v0 (rock up to the
+flag), with scripted experts built from the tasks' physics (energy pumping, then balancing). A policy maps an
+observation to an action; the experts are stateless functions.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
-Policy = Callable[[np.ndarray], Any]  # observation -> action
+from video2reward.tasks.task import DemoTask
 
 # ---------------------------------------------------------------------------------------------------
 # Pendulum-v1: a uniform rod (m = 1, l = 1) on a motorised pivot, g = 10, dt = 0.05, torque |u| <= 2.
@@ -156,80 +146,6 @@ def mountaincar_at_goal(env: gym.Env, info: dict) -> bool:
     return float(position) >= CAR_GOAL_POSITION and float(velocity) >= 0
 
 
-# ---------------------------------------------------------------------------------------------------
-# Failure policies, shared by every task.
-# ---------------------------------------------------------------------------------------------------
-
-STALL_FRACTION = (0.2, 0.75)  # "stalled" runs the expert for this fraction of its episode, then idles
-FAILURE_POLICIES = ("random", "stalled")
-# "partial" (the near-miss split test_partial) is the same stalled expert, stalling late: most of the way
-# there. Simulated over 20 starts per task, no classic or Meta-World task succeeded after stalling at 0.8 of
-# the expert's length; first successes at 0.9 (pendulum, drawer-open, reach, button-press-topdown), which
-# generate.py redraws. An earlier range (0.3-0.7) was separated perfectly even by the pixel floor.
-PARTIAL_FRACTION = (0.6, 0.85)
-
-
-class RandomPolicy:
-    """Uniformly random actions from a Box or Discrete action space."""
-
-    def __init__(self, action_space: gym.Space, rng: np.random.Generator):
-        if not isinstance(action_space, (gym.spaces.Box, gym.spaces.Discrete)):
-            raise TypeError(f"RandomPolicy supports Box and Discrete action spaces, not {action_space}")
-        self.action_space = action_space
-        self.rng = rng
-
-    def __call__(self, obs: np.ndarray) -> Any:
-        space = self.action_space
-        if isinstance(space, gym.spaces.Discrete):
-            return int(space.start + self.rng.integers(space.n))
-        return self.rng.uniform(space.low, space.high).astype(space.dtype)
-
-
-class StalledPolicy:
-    """The expert for the first `stall_step` steps, then the idle action (zero torque, no push) for
-    good: the task stalls partway, keeping whatever energy it had, and never reaches the goal."""
-
-    def __init__(self, expert: Policy, idle_action: Any, stall_step: int):
-        self.expert = expert
-        self.idle_action = idle_action
-        self.stall_step = stall_step
-        self.steps_taken = 0
-
-    def __call__(self, obs: np.ndarray) -> Any:
-        self.steps_taken += 1
-        return self.expert(obs) if self.steps_taken <= self.stall_step else self.idle_action
-
-
-# ---------------------------------------------------------------------------------------------------
-# The registry.
-# ---------------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class DemoTask:
-    """Everything the generator needs to know about one task.
-
-    The callables receive the wrapped env; state lives on `env.unwrapped`. An episode succeeds once
-    `at_goal` has held for `hold_steps` consecutive steps; expert episodes stop there, or fail at
-    `max_steps`."""
-
-    name: str
-    env_id: str
-    expert: Policy
-    idle_action: Any  # the "do nothing" action that the stalled policy switches to
-    start: Callable[[gym.Env, np.random.Generator], np.ndarray]  # reset to a start state, return obs
-    at_goal: Callable[[gym.Env, dict], bool]
-    hold_steps: int
-    dense: Callable[[gym.Env], float]  # the per-frame dense signal for the state the env shows now
-    dense_signal: str  # one sentence for labels.json saying what `dense` is
-    max_steps: int
-    failure_policies: tuple[str, ...] = FAILURE_POLICIES
-    make_kwargs: dict[str, Any] = field(default_factory=dict)  # extra gym.make arguments
-    # Tasks whose env gym.make alone cannot build (Meta-World): make_env(render_mode=..., max_episode_steps=...)
-    # builds it instead, and env_id only names it.
-    make_env: Callable[..., gym.Env] | None = None
-
-
 PENDULUM = DemoTask(
     name="pendulum",
     env_id="Pendulum-v1",
@@ -262,27 +178,3 @@ MOUNTAIN_CAR = DemoTask(
     ),
     max_steps=300,
 )
-
-# Meta-World reach, drawer-open, button-press-topdown, door-open (imported here, after DemoTask, which they use).
-from video2reward.demo.metaworld_tasks import METAWORLD_TASKS  # noqa: E402
-
-TASKS: dict[str, DemoTask] = {task.name: task for task in (PENDULUM, MOUNTAIN_CAR, *METAWORLD_TASKS)}
-DEMO_TASKS: tuple[str, ...] = (PENDULUM.name, MOUNTAIN_CAR.name)  # the default set: seconds to generate
-
-
-def make_policy(
-    kind: str, task: DemoTask, action_space: gym.Space, rng: np.random.Generator, expert_steps: int
-) -> Policy:
-    """A fresh policy of `kind` ("expert", "partial" or one of `task.failure_policies`) for one episode.
-    `expert_steps` is how long the expert takes from this episode's start; "stalled" idles after a
-    random fraction of it in `STALL_FRACTION`, "partial" (the near miss) after one in `PARTIAL_FRACTION`.
-    Both are a `StalledPolicy`, whose `stall_step` says when the idling starts."""
-    if kind == "expert":
-        return task.expert
-    if kind == "random":
-        return RandomPolicy(action_space, rng)
-    if kind in ("stalled", "partial"):
-        fraction = STALL_FRACTION if kind == "stalled" else PARTIAL_FRACTION
-        stall_step = round(rng.uniform(*fraction) * expert_steps)
-        return StalledPolicy(task.expert, task.idle_action, stall_step)
-    raise ValueError(f"unknown policy kind {kind!r} (known: expert, partial, {', '.join(task.failure_policies)})")

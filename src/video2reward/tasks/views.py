@@ -25,7 +25,7 @@ import gymnasium as gym
 import numpy as np
 from PIL import Image
 
-from video2reward.demo.experts import DemoTask
+from video2reward.tasks.task import DemoTask, make_env
 
 CAM_SPLIT = "test_cam"  # the folder under a task's data folder
 TRAINING_CAMERA = "corner"  # metaworld_tasks.CAMERA: the one camera of train/, test_expert/, test_fail/, test_partial/
@@ -108,7 +108,6 @@ class FrameShift:
     op: Callable[[np.ndarray], np.ndarray]
 
     def make_env(self, task: DemoTask) -> gym.Env:
-        from video2reward.demo.generate import make_env
 
         return make_env(task)
 

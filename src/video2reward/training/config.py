@@ -10,12 +10,12 @@ from typing import Any, get_args, get_origin
 
 import torch
 
-from video2reward.precision import PRECISION_HELP, PRECISIONS
+from video2reward.core.precision import PRECISION_HELP, PRECISIONS
+from video2reward.objectives import PRETRAIN_METHODS
 
 HEADS = ("progress", "progress+rank", "temporal", "rank", "goal-distance", "temporal-distance", "success",
          "pixel-ridge")
 NEGATIVE_HEADS = ("progress", "progress+rank", "temporal", "rank", "success")  # the heads that learn from --negatives
-PRETRAIN_METHODS = ("simclr", "dcl", "moco", "dino", "mae", "tcn", "rotation")
 
 
 def _help(default: Any, text: str, **extra: Any) -> Any:

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from video2reward.config import NEGATIVE_HEADS, TrainConfig
+from video2reward.training.config import NEGATIVE_HEADS, TrainConfig
 from video2reward.errors import ConfigError
 from video2reward.rewards.goal_distance import GoalDistanceConfig, GoalDistanceHead
 from video2reward.rewards.rank import RankConfig, RankHead

@@ -113,7 +113,7 @@ def check_inputs(eager: FrameScorer, size: int, batch: int = 8, seed: int = 1, c
 
 
 def metadata(model: RewardModel, dim: int, quantize: str) -> dict[str, Any]:
-    return {"format": "video2reward.export", "head": model.config["head"], "image_size": model.image_size,
+    return {"format": "video2reward.inference.export", "head": model.config["head"], "image_size": model.image_size,
             "frame_fit": model.frame_fit, "motion_gap": model.motion_gap, "context": model.context, "dim": dim,
             "quantize": quantize,
             "inputs": "frames (B,3,S,S) float [0,1], initial (D,), goal (D,), previous "

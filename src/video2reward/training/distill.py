@@ -36,15 +36,15 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from video2reward.config import DistillConfig, TrainConfig, resolve_device
+from video2reward.training.config import DistillConfig, TrainConfig, resolve_device
 from video2reward.encoders import encoder_config
 from video2reward.encoders.cnn import CNN_PRESETS
 from video2reward.errors import ConfigError
-from video2reward.evaluation import spearman, value_order_correlation
+from video2reward.evaluation.metrics import spearman, value_order_correlation
 from video2reward.rewards.ensemble import COMBINED_HEADS
 from video2reward.rewards.model import ENCODER_HEADS, RewardModel, build_head
 from video2reward.rewards.progress import normal_kl
-from video2reward.training_loop import CHECKPOINT_DIR, check_writable, fit_resumable
+from video2reward.training.loop import CHECKPOINT_DIR, check_writable, fit_resumable
 from video2reward.video.augment import FrameAugment
 from video2reward.video.dataset import Demonstration, even_subsample, load_demonstrations
 from video2reward.video.sampling import motion_partners

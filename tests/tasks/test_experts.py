@@ -8,17 +8,10 @@ import math
 import numpy as np
 import pytest
 
-from video2reward.demo.experts import (
-    DEMO_TASKS,
-    PARTIAL_FRACTION,
-    TASKS,
-    RandomPolicy,
-    StalledPolicy,
-    make_policy,
-    mountaincar_expert,
-    pendulum_energy,
-)
-from video2reward.demo.generate import episode_seeds, make_env, make_episode, rollout
+from video2reward.tasks import DEMO_TASKS, TASKS, make_env
+from video2reward.tasks.classic import mountaincar_expert, pendulum_energy
+from video2reward.tasks.policies import PARTIAL_FRACTION, RandomPolicy, StalledPolicy, make_policy
+from video2reward.tasks.rollout import episode_seeds, make_episode, rollout
 
 SEEDS = range(8)
 EXPERT_STEPS = {"pendulum": (40, 150), "mountaincar": (80, 160)}  # sensible episode lengths

@@ -1,6 +1,6 @@
-"""Scoring folders of videos with a reward model: JSONL out, plots, and evaluation on a labelled data folder.
+"""Scoring folders of videos with a reward model: JSONL out, and plots.
 
-This is what `v2r score` and `v2r eval` call; the CLI only parses and prints.
+This is what `v2r score` calls; the CLI only parses and prints.
 """
 
 from __future__ import annotations
@@ -17,16 +17,8 @@ import numpy as np
 from tqdm import tqdm
 
 from video2reward.errors import ConfigError, V2RError, VideoError
-from video2reward.evaluation import (
-    PARTIAL_SPLIT,
-    EvalResult,
-    add_near_misses,
-    dense_from_labels,
-    evaluate,
-    load_labels,
-)
-from video2reward.plots import plot_reward_curve, thumbnail_indices
-from video2reward.preflight import check_output_folder
+from video2reward.evaluation.plots import plot_reward_curve, thumbnail_indices
+from video2reward.core.preflight import check_output_folder
 from video2reward.rewards.model import SCORE_BATCH, RewardModel, Rewards
 from video2reward.video.chunk_loader import iter_chunks
 from video2reward.video.io import VideoSource, find_videos, iter_frames
@@ -214,53 +206,3 @@ def score_to_jsonl(
         if os.path.exists(tmp):
             os.unlink(tmp)
     return report
-
-
-def _relative_key(source: VideoSource, data_dir: Path) -> str:
-    return Path(os.path.relpath(source.path, data_dir)).as_posix()
-
-
-def evaluate_data_dir(
-    model: RewardModel, data_dir: str | os.PathLike, skip_bad: bool = False, progress: bool = True,
-) -> tuple[EvalResult, dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Score DATA_DIR/test_expert and DATA_DIR/test_fail and compute VOC, AUROC and (with DATA_DIR/labels.json)
-    the Spearman correlation with the environment's dense signal. Returns (result, expert, failed), the
-    latter two mapping a video's path relative to DATA_DIR to its rewards."""
-    data_dir = Path(data_dir)
-    missing = [s for s in ("test_expert", "test_fail") if not (data_dir / s).is_dir()]
-    if missing:
-        raise V2RError(f"{data_dir}: needs the folders test_expert/ and test_fail/ (missing: {', '.join(missing)})")
-    split_rewards: dict[str, dict[str, np.ndarray]] = {}
-    for split in ("test_expert", "test_fail"):
-        report = score_videos(model, [data_dir / split], skip_bad=skip_bad, progress=progress)
-        split_rewards[split] = {_relative_key(s.source, data_dir): s.rewards.mu for s in report.videos}
-    expert, failed = split_rewards["test_expert"], split_rewards["test_fail"]
-    return evaluate(expert, failed, dense_from_labels(load_labels(data_dir))), expert, failed
-
-
-def evaluate_data_dir_with_near_misses(
-    model: RewardModel, data_dir: str | os.PathLike, skip_bad: bool = False, progress: bool = True,
-    camera_shift: bool = True,
-) -> tuple[EvalResult, dict[str, np.ndarray], dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """`evaluate_data_dir` (test_expert/ and test_fail/ of DATA_DIR), plus DATA_DIR/test_partial/ when
-    it holds videos: those are scored too and `add_near_misses` fills in `auroc_near_miss`. Without the folder
-    (data made before the split existed) the result is `evaluate_data_dir`'s, with `auroc_near_miss` NaN.
-    Returns (result, expert, failed, partial), each mapping a video's path relative to DATA_DIR to its
-    rewards; `partial` is empty without near misses. What `v2r eval` and the demo/bench table call.
-    With `camera_shift`, DATA_DIR/test_cam/ (other cameras), where it exists, fills in the result's *_cam fields
-    (camera_eval.py)."""
-    from video2reward.camera_eval import add_camera_shift  # it imports this module
-
-    result, expert, failed = evaluate_data_dir(model, data_dir, skip_bad=skip_bad, progress=progress)
-    if camera_shift:
-        result = add_camera_shift(result, model, data_dir, skip_bad=skip_bad, progress=progress)
-    folder = Path(data_dir) / PARTIAL_SPLIT
-    if not folder.is_dir():
-        return result, expert, failed, {}
-    try:
-        find_videos([folder])
-    except VideoError:  # an empty test_partial/ (demo-data --n-test-partial 0)
-        return result, expert, failed, {}
-    report = score_videos(model, [folder], skip_bad=skip_bad, progress=progress)
-    partial = {_relative_key(s.source, Path(data_dir)): s.rewards.mu for s in report.videos}
-    return add_near_misses(result, expert, partial), expert, failed, partial
