@@ -125,7 +125,7 @@ def main() -> None:
     with open(out, encoding="utf-8") as f:
         rewards = len(json.loads(f.readline())["rewards"])
     assert rewards == frames, f"{rewards} rewards for {frames} frames"
-    print(f"$ OMP_NUM_THREADS={args.threads} {' '.join(cmd[2:]).replace('video2reward.cli.app', 'v2r')}")
+    print(f"$ OMP_NUM_THREADS={args.threads} {' '.join(cmd[2:]).replace('video2reward.cli', 'v2r')}")
     print(result["stdout"])
     print("| video | frames | v2r score wall time | frames/s | peak RSS | RSS after 10 % of the run (min-max) |")
     print("|---|---|---|---|---|---|")
