@@ -28,7 +28,7 @@ import torch
 
 from video2reward.training.config import RLConfig, TrainConfig
 from video2reward.encoders import build_encoder
-from video2reward.rewards.model import RewardModel
+from video2reward.inference.model import RewardModel
 from video2reward.rewards.progress import ProgressConfig, ProgressHead
 from video2reward.rl import LearnedReward
 from video2reward.rl.envs import env_spec

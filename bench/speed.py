@@ -39,7 +39,8 @@ from video2reward.encoders import build_encoder
 from video2reward.rewards.ensemble import HeadEnsemble
 from video2reward.encoders.cnn import CNN_PRESETS
 from video2reward.inference.export import scorer_for, trace
-from video2reward.rewards.model import ENCODER_HEADS, RewardModel, head_config_dict
+from video2reward.inference.model import RewardModel
+from video2reward.rewards.registry import ENCODER_HEADS, head_config_dict
 from video2reward.video.io import iter_frames, write_video
 
 SIZE = 64

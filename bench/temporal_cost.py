@@ -1,4 +1,4 @@
-"""What the temporal head's sequence model adds to scoring time: RewardModel.score_chunks on the same frames
+"""What the temporal head's sequence model adds to scoring time: the streaming Scorer on the same frames
 with the progress head (single frame + motion partner) and with the temporal head (K-frame windows) for each
 sequence model, on the default CNN, freshly initialised (weights do not change the cost).
 
@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from video2reward.encoders import build_encoder
-from video2reward.rewards.model import RewardModel
+from video2reward.inference.model import RewardModel
 from video2reward.rewards.progress import ProgressConfig, ProgressHead
 from video2reward.rewards.sequence_layers import SEQUENCES
 from video2reward.rewards.temporal import TemporalConfig, TemporalProgressHead
@@ -40,7 +40,8 @@ def time_scoring(model: RewardModel, frames: np.ndarray) -> tuple[float, float]:
     """(wall s, CPU s) of scoring `frames` in 64-frame chunks, as `v2r score` streams a video."""
     chunks = [frames[i : i + 64] for i in range(0, len(frames), 64)]
     wall, cpu = time.perf_counter(), time.process_time()
-    n = sum(len(mu) for mu, *_ in model.score_chunks(chunks))
+    scorer = model.scorer()
+    n = sum(len(scorer.score(chunk)) for chunk in chunks)
     assert n == len(frames)  # one reward per frame
     return time.perf_counter() - wall, time.process_time() - cpu
 

@@ -176,7 +176,7 @@ def test_spatial_features_are_the_encoders_flattened_feature_map(data, models):
 
     from video2reward.errors import ConfigError
     from video2reward.inference.relative import use_feature_map
-    from video2reward.rewards.model import frames_to_tensor
+    from video2reward.inference.scorer import frames_to_tensor
     from video2reward.video.io import read_frames
 
     model = models["progress"]
@@ -198,7 +198,7 @@ def test_spatial_features_are_the_encoders_flattened_feature_map(data, models):
     bare.head, bare.config = NoMap(), {"head": "progress", "encoder": {"name": "vit"}}
     assert not bare.has_feature_map and not use_feature_map(bare)
     with pytest.raises(ConfigError, match="progress model has vit: use its pooled features"):
-        bare._feature_map(frames_to_tensor(frames, model.device))
+        bare.feature_map(frames_to_tensor(frames, model.device))
 
 
 def test_cli_relative_features_map_and_pooled(data, models, tmp_path):

@@ -23,7 +23,8 @@ from video2reward.encoders import build_encoder
 from video2reward.training.distill import DistillLoss, DistillSampler, binary_kl_logits, distill
 from video2reward.evaluation.metrics import spearman, value_order_correlation
 from video2reward.rewards.goal_distance import GoalDistanceConfig, GoalDistanceHead
-from video2reward.rewards.model import RewardModel, head_config_dict
+from video2reward.inference.model import RewardModel
+from video2reward.rewards.registry import head_config_dict
 from video2reward.rewards.pixel_ridge import PixelRidge
 from video2reward.rewards.progress import ProgressConfig, ProgressHead
 from video2reward.rewards.rank import RankConfig, RankHead

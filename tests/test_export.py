@@ -19,7 +19,8 @@ from video2reward.encoders import build_encoder
 from video2reward.errors import ModelFileError
 from video2reward.evaluation.metrics import spearman
 from video2reward.inference.export import example_inputs, export_model, scorer_for
-from video2reward.rewards.model import ENCODER_HEADS, RewardModel, head_config_dict
+from video2reward.inference.model import RewardModel
+from video2reward.rewards.registry import ENCODER_HEADS, head_config_dict
 from video2reward.rewards.progress import ProgressConfig, ProgressHead
 from video2reward.video.sampling import TripletSampler
 

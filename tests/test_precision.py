@@ -11,7 +11,7 @@ import torch.nn as nn
 from synthetic import moving_square, square_demonstrations
 from video2reward.errors import ConfigError
 from video2reward.core.precision import autocast_dtype
-from video2reward.rewards.model import RewardModel
+from video2reward.inference.model import RewardModel
 from video2reward.rewards.progress import ProgressConfig, ProgressHead
 from video2reward.encoders import build_encoder
 from video2reward.training.loop import train_loop

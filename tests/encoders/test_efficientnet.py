@@ -21,7 +21,7 @@ from video2reward.encoders.efficientnet import EfficientNetLiteConfig, Efficient
 from video2reward.encoders.pretrained import load_encoder, save_encoder
 from video2reward.errors import ConfigError, ModelFileError
 from video2reward.core.files import load_tensors
-from video2reward.rewards.model import load
+from video2reward.inference.model import load
 from video2reward.training.train import train_reward_model
 
 RANDOM = EfficientNetLiteConfig(image_size=32, pretrained=False)  # fast: no weights file read

@@ -17,7 +17,7 @@ from video2reward.encoders import build_encoder
 from video2reward.encoders.pretrained import load_encoder, save_encoder
 from video2reward.errors import ConfigError, ModelFileError
 from video2reward.core.files import save_tensors, write_json
-from video2reward.rewards.model import RewardModel
+from video2reward.inference.model import RewardModel
 from video2reward.rewards.progress import ProgressConfig, ProgressHead
 
 TINY = {"cnn": dict(channels=(8, 16), dim=16), "vit": dict(patch_size=8, dim=16, depth=1, heads=2)}

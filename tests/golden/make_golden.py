@@ -18,7 +18,8 @@ sys.path.insert(0, str(HERE.parent))  # run by hand: tests/ holds the synthetic 
 import video2reward  # noqa: E402
 from synthetic import moving_square  # noqa: E402
 from video2reward.encoders import encoder_config  # noqa: E402
-from video2reward.rewards.model import RewardModel, build_head  # noqa: E402
+from video2reward.inference.model import RewardModel  # noqa: E402
+from video2reward.rewards.registry import build_head
 from video2reward.video.io import write_video  # noqa: E402
 
 SIZE = 32

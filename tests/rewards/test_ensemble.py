@@ -14,7 +14,7 @@ from synthetic import moving_square, write_square_dataset
 from video2reward.cli import main
 from video2reward.encoders import build_encoder
 from video2reward.rewards.ensemble import HeadEnsemble, combine
-from video2reward.rewards.model import RewardModel, load
+from video2reward.inference.model import RewardModel, load
 from video2reward.rewards.progress import ProgressConfig, ProgressHead
 
 # 120 steps: at 40 the members are barely trained (|mu - t| ~0.23) and their disagreement on noise vs on the

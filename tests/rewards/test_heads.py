@@ -14,7 +14,8 @@ import video2reward
 from synthetic import moving_square
 from video2reward.encoders import build_encoder
 from video2reward.errors import ModelFileError
-from video2reward.rewards.model import ENCODER_HEADS, RewardModel, build_head, head_config_dict
+from video2reward.inference.model import RewardModel
+from video2reward.rewards.registry import ENCODER_HEADS, build_head, head_config_dict
 
 
 def untrained_model(kind: str) -> RewardModel:
@@ -61,12 +62,14 @@ def test_streamed_scoring_equals_a_direct_computation(kind: str) -> None:
             lags = torch.arange(k - 1, 0, -1)  # K-1, ..., 1
             previous = z[torch.clamp(torch.arange(20)[:, None] - lags[None], min=0)]  # (T, K-1, D)
         expected, _ = model.head.predict(z, z[0], None, previous)
-    parts = list(model.score_chunks([frames[:7], frames[7:]], batch_size=3))
-    np.testing.assert_allclose(np.concatenate([p[0] for p in parts]), expected.numpy(), rtol=1e-5, atol=1e-6)
+    scorer = model.scorer(batch_size=3)
+    parts = [scorer.score(frames[:7]), scorer.score(frames[7:])]  # frames at the model's size, in two chunks
+    np.testing.assert_allclose(np.concatenate([p.mu for p in parts]), expected.numpy(), rtol=1e-5, atol=1e-6)
     if kind == "success":
-        np.testing.assert_allclose(np.concatenate([p[2] for p in parts]), expected.numpy(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(np.concatenate([p.success_prob for p in parts]), expected.numpy(), rtol=1e-5,
+                                   atol=1e-6)
     else:
-        assert all(p[2] is None for p in parts)
+        assert all(p.success_prob is None for p in parts)
 
 
 def test_unknown_head_names_the_known_ones() -> None:

@@ -13,9 +13,10 @@ import video2reward
 from synthetic import moving_square
 from video2reward.encoders import build_encoder, encoder_config
 from video2reward.errors import ModelFileError
-from video2reward.rewards.model import RewardModel
+from video2reward.inference.model import RewardModel
 from video2reward.rewards.pixel_ridge import PixelRidge
 from video2reward.rewards.progress import ProgressConfig, ProgressHead
+from video2reward.video.frame_fit import fit_frames
 from video2reward.video.io import write_video
 
 
@@ -64,7 +65,9 @@ def test_streamed_scoring_equals_a_direct_computation(motion_gap: int) -> None:
         z = model.head.embed(torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255)
         partner = torch.clamp(torch.arange(40) - motion_gap, min=0)
         expected, _ = model.head.predict(z, z[0], None, z[partner] if motion_gap else None)
-    chunked = np.concatenate([mu for mu, *_ in model.score_chunks([frames[:7], frames[7:]], batch_size=3)])
+    square = fit_frames(frames, 32)
+    scorer = model.scorer(batch_size=3)
+    chunked = np.concatenate([scorer.score(square[:7]).mu, scorer.score(square[7:]).mu])
     np.testing.assert_allclose(chunked, expected.numpy(), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(model.score(frames).mu, expected.numpy(), rtol=1e-5, atol=1e-6)
 

@@ -20,7 +20,7 @@ from synthetic import moving_square
 from video2reward.encoders import build_encoder, encoder_config
 from video2reward.errors import ModelFileError
 from video2reward.core.files import FORMAT_VERSION
-from video2reward.rewards.model import RewardModel
+from video2reward.inference.model import RewardModel
 from video2reward.rewards.progress import ProgressConfig, ProgressHead
 from video2reward.video.frame_fit import fit_square
 from video2reward.video.io import write_video

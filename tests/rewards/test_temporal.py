@@ -14,7 +14,7 @@ from synthetic import as_demonstration, swinging_square
 from video2reward.encoders import build_encoder
 from video2reward.errors import ConfigError
 from video2reward.evaluation.metrics import value_order_correlation
-from video2reward.rewards.model import RewardModel
+from video2reward.inference.model import RewardModel
 from video2reward.rewards.progress import ProgressConfig, ProgressHead, target_sigma
 from video2reward.rewards.sequence_layers import SEQUENCES
 from video2reward.rewards.temporal import TemporalConfig, TemporalProgressHead
@@ -79,12 +79,12 @@ def test_streaming_chunks_equal_batch_scoring(sequence: str) -> None:
     model = temporal_model(sequence, context=5)
     video = random_video(31)
     whole = model.score(video)
-    frames = np.stack([f for f in video])  # already at the model's size: score_chunks takes it as is
+    frames = np.stack([f for f in video])  # already at the model's size: the scorer takes it as is
     for chunk, batch in ((1, 64), (3, 2), (7, 4), (31, 5)):
-        parts = list(model.score_chunks([frames[i : i + chunk] for i in range(0, len(frames), chunk)],
-                                        batch_size=batch))
-        np.testing.assert_allclose(np.concatenate([p[0] for p in parts]), whole.mu, atol=1e-6)
-        np.testing.assert_allclose(np.concatenate([p[1] for p in parts]), whole.sigma, atol=1e-6)
+        scorer = model.scorer(batch_size=batch)
+        parts = [scorer.score(frames[i : i + chunk]) for i in range(0, len(frames), chunk)]
+        np.testing.assert_allclose(np.concatenate([p.mu for p in parts]), whole.mu, atol=1e-6)
+        np.testing.assert_allclose(np.concatenate([p.sigma for p in parts]), whole.sigma, atol=1e-6)
     assert len(whole) == len(video)  # one reward per frame, the first K-1 included
     assert model.score(video[:1]).mu.shape == (1,)
 

@@ -18,7 +18,7 @@ from synthetic import failed_squares, moving_square, square_demonstrations
 from test_wrapper import tiny_model
 from tiny_heads import HELD_OUT, fit, held_out_voc
 from video2reward.errors import ConfigError
-from video2reward.rewards.model import RewardModel
+from video2reward.inference.model import RewardModel
 from video2reward.rewards.ensemble import HeadEnsemble
 from video2reward.rewards.progress import ProgressConfig, ProgressHead
 from video2reward.rewards.rank import RankConfig, RankHead

@@ -16,7 +16,8 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 from video2reward.video.frame_fit import resize_short_side
 from video2reward.encoders import build_encoder, encoder_config
 from video2reward.errors import ConfigError
-from video2reward.rewards.model import RewardModel, frames_to_tensor
+from video2reward.inference.model import RewardModel
+from video2reward.inference.scorer import frames_to_tensor
 from video2reward.rewards.progress import ProgressConfig, ProgressHead
 from video2reward.rl import LearnedReward, video_frame
 from video2reward.video.io import read_frames, write_video

@@ -33,7 +33,7 @@ from video2reward.evaluation.metrics import (
     value_order_correlation,
 )
 from video2reward.inference.relative import relative_goal_progress, use_feature_map
-from video2reward.rewards.model import RewardModel
+from video2reward.inference.model import RewardModel
 from video2reward.inference.scoring import score_videos
 from video2reward.video.io import find_videos
 

@@ -20,7 +20,7 @@ from video2reward.evaluation.metrics import (
     load_labels,
 )
 from video2reward.inference.scoring import score_videos
-from video2reward.rewards.model import RewardModel
+from video2reward.inference.model import RewardModel
 from video2reward.video.io import VideoSource, find_videos
 
 

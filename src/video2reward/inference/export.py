@@ -43,7 +43,9 @@ import torch.nn as nn
 
 from video2reward.errors import ConfigError
 from video2reward.rewards.ensemble import COMBINED_HEADS
-from video2reward.rewards.model import ENCODER_HEADS, RewardModel
+from video2reward.inference.model import RewardModel
+from video2reward.inference.scorer import earlier_frames
+from video2reward.rewards.registry import ENCODER_HEADS
 
 FORMATS = ("torchscript", "onnx")
 ONNX_NAMES = (["frames", "initial", "goal", "previous"], ["mu", "sigma", "z"])
@@ -106,10 +108,8 @@ def check_inputs(eager: FrameScorer, size: int, batch: int = 8, seed: int = 1, c
     frames = torch.rand(batch, 3, size, size, generator=torch.Generator().manual_seed(seed))
     with torch.inference_mode():
         z = eager.embed(frames)
-    if context > 1:  # frames t-K+1 .. t-1, clamped at the first frame
-        idx = (torch.arange(batch)[:, None] + torch.arange(1 - context, 0)).clamp(min=0)  # (B, K-1)
-        return frames, z[0].clone(), eager.goal.clone(), z[idx].clone()
-    return frames, z[0].clone(), eager.goal.clone(), torch.cat([z[:1], z[:-1]]).clone()
+    earlier = earlier_frames(torch.arange(batch), 0 if context > 1 else 1, context).clamp(min=0)  # (B,) | (B, K-1)
+    return frames, z[0].clone(), eager.goal.clone(), z[earlier].clone()
 
 
 def metadata(model: RewardModel, dim: int, quantize: str) -> dict[str, Any]:

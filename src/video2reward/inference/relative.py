@@ -31,7 +31,7 @@ import os
 import numpy as np
 import torch
 
-from video2reward.rewards.model import RewardModel
+from video2reward.inference.model import RewardModel
 from video2reward.video.io import read_frames
 
 EPS = 1e-8

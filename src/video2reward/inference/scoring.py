@@ -19,7 +19,8 @@ from tqdm import tqdm
 from video2reward.errors import ConfigError, V2RError, VideoError
 from video2reward.evaluation.plots import plot_reward_curve, thumbnail_indices
 from video2reward.core.preflight import check_output_folder
-from video2reward.rewards.model import SCORE_BATCH, RewardModel, Rewards
+from video2reward.inference.model import RewardModel
+from video2reward.inference.scorer import SCORE_BATCH, Rewards, Scorer
 from video2reward.video.chunk_loader import iter_chunks
 from video2reward.video.io import VideoSource, find_videos, iter_frames
 
@@ -60,38 +61,6 @@ def _thumbnails(source: VideoSource, num_frames: int, fit: str, size: int = 64) 
     return np.stack(picked), wanted[: len(picked)]
 
 
-class _Stream:
-    """One video's rewards, computed chunk by chunk as its chunks arrive from the decoding workers:
-    `RewardModel.score_chunks` driven by hand. It pulls one chunk, then yields once per `SCORE_BATCH` frames
-    of it, so `push` hands over a chunk and takes exactly that many results."""
-
-    def __init__(self, model: RewardModel, goal) -> None:
-        self._chunk: np.ndarray | None = None
-        self._scores = model.score_chunks(self._chunks(), goal, SCORE_BATCH)
-        self.parts: list[tuple] = []
-
-    def _chunks(self):
-        while True:
-            chunk, self._chunk = self._chunk, None
-            assert chunk is not None, "score_chunks asked for a chunk before its results were taken"
-            yield chunk
-
-    def push(self, frames: np.ndarray) -> None:
-        self._chunk = frames
-        self.parts.extend(next(self._scores) for _ in range(0, len(frames), SCORE_BATCH))
-
-    def rewards(self, fps: float | None) -> Rewards:
-        if not self.parts:  # a video of no frames fails to decode before this; kept total anyway
-            return Rewards(np.zeros(0, np.float32), np.zeros(0, np.float32), None, fps)
-
-        def joined(i: int) -> np.ndarray | None:
-            if self.parts[0][i] is None:
-                return None
-            return np.concatenate([p[i] for p in self.parts])
-
-        return Rewards(joined(0), joined(1), joined(2), fps, joined(3))
-
-
 def _scored_in_process(model: RewardModel, sources: Sequence[VideoSource], goal):
     """(source, Rewards or the VideoError, seconds) per video, in order, decoded here."""
     for source in sources:
@@ -107,19 +76,20 @@ def _scored_in_workers(model: RewardModel, sources: Sequence[VideoSource], goal,
     """As `_scored_in_process`, with decoding in `workers` DataLoader processes and the model here: videos
     arrive interleaved and are scored chunk by chunk as they come; results are handed out in `sources` order
     (only finished videos' rewards wait, never frames)."""
-    streams: dict[int, _Stream] = {}
+    streams: dict[int, tuple[Scorer, list[Rewards]]] = {}  # video index -> its scorer and rewards so far
     finished: dict[int, Rewards | VideoError] = {}
     emitted = 0
     t0 = time.perf_counter()
     for item in iter_chunks(sources, model.image_size, model.frame_fit, SCORE_BATCH, workers):
-        stream = streams.get(item.index)
-        if stream is None:  # the first chunk of a video
-            stream = streams[item.index] = _Stream(model, goal)
+        if item.index not in streams:  # the first chunk of a video
+            streams[item.index] = (model.scorer(goal), [])
+        scorer, parts = streams[item.index]
         if not item.done:
-            stream.push(item.frames)
+            parts.append(scorer.score(item.frames))
             continue
         del streams[item.index]
-        finished[item.index] = VideoError(item.error) if item.error else stream.rewards(item.fps)
+        finished[item.index] = VideoError(item.error) if item.error else Rewards.join(
+            parts, item.fps, success=model.has_success, epistemic=model.has_epistemic)
         while emitted in finished:
             yield sources[emitted], finished.pop(emitted), time.perf_counter() - t0
             emitted += 1

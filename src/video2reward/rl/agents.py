@@ -250,7 +250,7 @@ def train_agent(task: str, reward: str, out: str | Path, config: RLConfig | None
         run_eval(agent.num_timesteps)  # the final policy (SB3 may overshoot `steps` by < train_freq)
     save_agent(agent, out, task, reward, algo, config, interrupted)
     if refiner is not None:
-        from video2reward.rewards.model import RewardModel
+        from video2reward.inference.model import RewardModel
 
         refined = {**model.config, "refinement": {**refiner.summary(), "from": str(reward), "task": task,
                                                   "algo": algo, "timesteps": int(agent.num_timesteps)}}

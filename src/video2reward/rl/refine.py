@@ -55,7 +55,7 @@ import torch.nn as nn
 from video2reward.training.config import TrainConfig
 from video2reward.errors import ConfigError
 from video2reward.rewards.ensemble import COMBINED_HEADS
-from video2reward.rewards.model import RewardModel
+from video2reward.inference.model import RewardModel
 from video2reward.training.loop import TrainingError
 from video2reward.video.augment import FrameAugment
 from video2reward.video.dataset import Demonstration, load_demonstrations

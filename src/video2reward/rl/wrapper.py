@@ -7,10 +7,9 @@
     obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
     info["env_reward"], info["mu"], info["sigma"], info["is_success"]
 
-Every step renders the frame and scores it incrementally, keeping per episode the reset frame's
-features (the initial frame progress is measured from), the last `motion_gap` frames' features (the
-motion partner) or, for a temporal head, the rolling context of the last K-1 frames' features, and the
-previous mu (for shaping); reset() clears them all. The rewards of an episode equal
+Every step renders the frame and hands it to the model's streaming `Scorer` (inference/scorer.py), which
+keeps the episode's context (the reset frame progress is measured from, the motion partner or a temporal
+head's window); the wrapper keeps the previous mu (for shaping); reset() clears them all. The rewards of an episode equal
 `model.score(frames)` on that episode's frames, frame for frame: the reset frame is frame 0 and step t
 gets the reward of frame t.
 
@@ -29,7 +28,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -40,7 +38,8 @@ import torch
 from av.video.reformatter import VideoReformatter
 
 from video2reward.errors import ConfigError
-from video2reward.rewards.model import RewardModel, frames_to_tensor
+from video2reward.inference.model import RewardModel
+from video2reward.inference.scorer import Rewards
 from video2reward.tasks import TASKS
 from video2reward.video.frame_fit import fit_dims, fit_square, resize_short_side, to_square
 
@@ -91,6 +90,12 @@ def _success_fn(success_fn: SuccessFn | str | None) -> tuple[SuccessFn | None, i
     if success_fn not in TASKS:
         raise ConfigError(f"success_fn={success_fn!r}: not a demo task (known: {', '.join(TASKS)}) nor a callable")
     return TASKS[success_fn].at_goal, TASKS[success_fn].hold_steps
+
+
+def _first(rewards: Rewards) -> tuple[float, float, float | None]:
+    """(mu, sigma, success probability or None) of a one-frame Rewards."""
+    prob = None if rewards.success_prob is None else float(rewards.success_prob[0])
+    return float(rewards.mu[0]), float(rewards.sigma[0]), prob
 
 
 class LearnedReward(gym.Wrapper, gym.utils.RecordConstructorArgs):
@@ -152,14 +157,13 @@ class LearnedReward(gym.Wrapper, gym.utils.RecordConstructorArgs):
             )
         self.success_bonus = float(success_bonus)
         self.success_threshold = success_threshold
-        self._predict_success = getattr(model.head, "predict_success", None)
-        if self.success_bonus and self._predict_success is None and success_threshold is None:
+        if self.success_bonus and not model.has_success and success_threshold is None:
             raise ConfigError(
                 f"success_bonus={success_bonus}: the model ({model.describe()}) has no success detector; pass "
                 f"success_threshold=X to give the bonus when mu >= X"
             )
         self.success_fn, self.hold_steps = _success_fn(success_fn)
-        self.goal = None if goal is None else goal.to(model.device)
+        self.scorer = model.scorer(goal, keep_frames=True)  # one stream: this env's episode
         size = model.image_size
         self._video_frames = VideoFrames(size, model.frame_fit, short_side)
         if observe == "pixels":
@@ -170,25 +174,10 @@ class LearnedReward(gym.Wrapper, gym.utils.RecordConstructorArgs):
 
     # ---- per-episode state ------------------------------------------------------------------------
     def _reset_state(self) -> None:
-        self._initial: torch.Tensor | None = None  # (D,) features of the episode's first frame
-        self._history: deque[torch.Tensor] = deque(maxlen=max(self._kept, 1))  # last gap (or K-1) (1, D)
+        self.scorer.reset(1)  # the episode's first frame, motion partner and context: the scorer's to keep
         self._previous_mu = 0.0
         self._at_goal_steps = 0
         self.frame: np.ndarray | None = None  # the latest model frame (S, S, 3)
-        self._initial_frame: np.ndarray | None = None  # model frames kept for refresh(): the first one
-        self._recent_frames: deque[np.ndarray] = deque(maxlen=self._kept + 1)  # frames t - gap (t-K+1) .. t
-
-    @property
-    def _kept(self) -> int:
-        """Earlier frames a reward reads: the motion gap, or K-1 for a temporal head."""
-        return max(self.model.motion_gap, self.model.context - 1)
-
-    def _context_before(self) -> torch.Tensor:
-        """(1, K-1, D): the features of the K-1 frames before the current one, oldest first, the episode's first
-        frame standing in for frames before it (as score_chunks does)."""
-        before = self.model.context - 1
-        past = list(self._history)[-before:]
-        return torch.cat([self._initial[None]] * (before - len(past)) + past)[None]
 
     def model_frame(self, frame: np.ndarray) -> np.ndarray:
         """A rendered (H, W, 3) uint8 frame -> the (S, S, 3) frame the model scores."""
@@ -198,57 +187,23 @@ class LearnedReward(gym.Wrapper, gym.utils.RecordConstructorArgs):
             frame = self._video_frames(frame)
         return np.require(frame, np.uint8, ["C", "W"])  # Pillow's arrays are read-only; torch wants writable
 
-    @torch.inference_mode()
     def _learned(self, obs: Any) -> tuple[float, float, float | None]:
         """Render, resize and score the current frame: (mu, sigma, success probability or None)."""
         t0 = time.perf_counter()
         self.frame = self.model_frame(obs if self.frame_from_obs else self.env.render())
-        if self._initial_frame is None:
-            self._initial_frame = self.frame
-        self._recent_frames.append(self.frame)
-        head = self.model.head
-        z = head.embed(frames_to_tensor(self.frame[None], self.model.device))  # (1, D)
-        if self._initial is None:
-            self._initial = z[0]
-        previous = None
-        gap = self.model.motion_gap
-        if gap > 0:  # frame t - gap, or the initial frame while t < gap (as score_chunks does)
-            previous = self._history[0] if len(self._history) == gap else self._initial[None]
-            self._history.append(z)
-        elif self.model.context > 1:  # the rolling context: frames t-K+1 .. t-1
-            previous = self._context_before()
-            self._history.append(z)
-        mu, sigma = head.predict(z, self._initial, self.goal, previous)
-        prob = None
-        if self._predict_success is not None:
-            prob = float(self._predict_success(z, self._initial, self.goal, previous)[0])
+        rewards = self.scorer.step(self.frame[None])
         self.reward_seconds += time.perf_counter() - t0
         self.reward_calls += 1
-        return float(mu[0]), float(sigma[0]), prob
+        return _first(rewards)
 
-    @torch.inference_mode()
     def refresh(self) -> None:
-        """Re-embed the running episode's cached frames (its first frame, the last `motion_gap` frames and the
-        previous mu) with the model's current weights. Call it after the weights changed in place (online
-        refinement, rl/refine.py): the episode's later rewards are then what `model.score` with the new
-        weights gives those frames, as if the episode had been scored by them from its start. (A `goal` given
-        to the wrapper holds features of the old weights: it is not recomputed; the model's stored goal is the
-        refiner's to update.)"""
-        if self._initial_frame is None:
-            return
-        head, gap = self.model.head, self.model.motion_gap
-        z = head.embed(frames_to_tensor(np.stack([self._initial_frame, *self._recent_frames]), self.model.device))
-        self._initial, recent = z[0], z[1:]  # recent: frames max(t - gap, 0) .. t, the current frame t last
-        previous = None
-        if gap > 0:
-            self._history = deque((recent[i : i + 1] for i in range(max(len(recent) - gap, 0), len(recent))),
-                                  maxlen=gap)
-            previous = recent[:1] if len(recent) == gap + 1 else self._initial[None]  # frame t - gap, or the first
-        elif self.model.context > 1:  # recent holds frames t-K+1 .. t (fewer early in the episode)
-            self._history = deque((recent[i : i + 1] for i in range(len(recent))), maxlen=self.model.context - 1)
-            previous = torch.cat([self._initial[None]] * (self.model.context - len(recent)) + [recent[:-1]])[None]
-        mu, _ = head.predict(recent[-1:], self._initial, self.goal, previous)
-        self._previous_mu = float(mu[0])
+        """Re-read the running episode's kept frames (its first frame and the last few the reward reads back)
+        with the model's current weights, and the previous mu with them. Call it after the weights changed in
+        place (online refinement, rl/refine.py): the episode's later rewards are then what `model.score` with
+        the new weights gives those frames, as if the episode had been scored by them from its start."""
+        rewards = self.scorer.refresh()
+        if len(rewards):
+            self._previous_mu = float(rewards.mu[0])
 
     # ---- gymnasium API ----------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):

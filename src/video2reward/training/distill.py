@@ -42,7 +42,8 @@ from video2reward.encoders.cnn import CNN_PRESETS
 from video2reward.errors import ConfigError
 from video2reward.evaluation.metrics import spearman, value_order_correlation
 from video2reward.rewards.ensemble import COMBINED_HEADS
-from video2reward.rewards.model import ENCODER_HEADS, RewardModel, build_head
+from video2reward.inference.model import RewardModel
+from video2reward.rewards.registry import ENCODER_HEADS, build_head
 from video2reward.rewards.progress import normal_kl
 from video2reward.training.loop import CHECKPOINT_DIR, check_writable, fit_resumable
 from video2reward.video.augment import FrameAugment
@@ -125,7 +126,7 @@ class DistillSampler:
             offset += chunk.shape[0]
         x, init, cur, prev = torch.cat(frames), torch.cat(initial), torch.cat(current), torch.cat(previous)
         with torch.no_grad():
-            z = self.teacher.head.embed(x.to(self.teacher.device))
+            z = self.teacher.embed(x.to(self.teacher.device))  # as the scorer embeds
             target, sigma = teacher_targets(self.teacher.head, self.kind, z, init, cur, prev)
         goals = self.goal_frames
         if len(goals) > GOAL_FRAMES_PER_STEP:

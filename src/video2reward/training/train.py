@@ -29,7 +29,8 @@ from video2reward.core.files import load_tensors, save_tensors
 from video2reward.core.precision import autocast_dtype
 from video2reward.training.loop import CHECKPOINT_DIR, TrainingError, check_writable, fit_resumable, has_checkpoint
 from video2reward.rewards.ensemble import COMBINED_HEADS, HeadEnsemble
-from video2reward.rewards.model import ENCODER_HEADS, RewardModel, head_config_dict
+from video2reward.inference.model import RewardModel
+from video2reward.rewards.registry import ENCODER_HEADS, head_config_dict
 from video2reward.rewards.pixel_ridge import PixelRidge, PixelRidgeConfig
 from video2reward.rewards.progress import ProgressConfig, ProgressHead
 from video2reward.training.heads import check_negatives, finish_head, load_negatives, make_head, make_sampler

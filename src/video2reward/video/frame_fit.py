@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from video2reward.errors import VideoError
+
 FITS = ("pad", "crop", "stretch")
 
 
@@ -60,3 +62,23 @@ def resize_short_side(frame: np.ndarray, short_side: int) -> np.ndarray:
     if size == (width, height):
         return frame
     return np.asarray(Image.fromarray(frame).resize(size, Image.BOX))
+
+
+def as_rgb_frames(frames: np.ndarray) -> np.ndarray:
+    """Accept (T, H, W, 1|3|4), (T, H, W) grayscale or one (H, W, 3|4) image, uint8; return (T, H, W, 3)."""
+    frames = np.asarray(frames)
+    if frames.dtype != np.uint8:
+        raise VideoError(f"frames must be uint8 (got {frames.dtype}); scale floats with (x * 255).astype(np.uint8)")
+    if frames.ndim == 3:  # one (H, W, 3|4) image, or a grayscale video (T, H, W)
+        frames = frames[None] if frames.shape[-1] in (3, 4) else frames[..., None]
+    if frames.ndim != 4 or frames.shape[-1] not in (1, 3, 4):
+        raise VideoError(f"frames must have shape (T, H, W, 3), got {frames.shape}")
+    if frames.shape[-1] == 1:
+        frames = np.repeat(frames, 3, axis=-1)
+    return frames[..., :3]
+
+
+def fit_frames(frames: np.ndarray, size: int, fit: str = "pad") -> np.ndarray:
+    """Frames as a user hands them over (see `as_rgb_frames`) -> (T, size, size, 3) uint8, each made square as
+    `fit_square` does (what scoring an array reads)."""
+    return np.stack([fit_square(f, size, fit) for f in as_rgb_frames(frames)])
