@@ -30,8 +30,16 @@ import torch.nn.functional as F
 
 import video2reward
 from video2reward.evaluation.camera import CAM_SPLIT, reads_goal
-from video2reward.evaluation.metrics import load_labels, success_auroc, value_order_correlation
-from video2reward.inference.relative import READINGS, relative_goal_progress, relative_progress
+from video2reward.evaluation.metrics import (
+    load_labels,
+    success_auroc,
+    value_order_correlation,
+)
+from video2reward.inference.relative import (
+    READINGS,
+    relative_goal_progress,
+    relative_progress,
+)
 from video2reward.inference.scoring import score_videos
 from video2reward.video.io import read_frames
 

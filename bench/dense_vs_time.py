@@ -18,8 +18,13 @@ from pathlib import Path
 import numpy as np
 
 from video2reward import load
-from video2reward.evaluation.metrics import dense_correlation, dense_from_labels, load_labels, value_order_correlation
 from video2reward.evaluation.data_dir import evaluate_data_dir
+from video2reward.evaluation.metrics import (
+    dense_correlation,
+    dense_from_labels,
+    load_labels,
+    value_order_correlation,
+)
 
 
 def main() -> None:

@@ -18,12 +18,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from synthetic import moving_square, write_square_dataset  # noqa: E402
-
-from video2reward.training.config import TrainConfig  # noqa: E402
-from video2reward.inference.model import RewardModel  # noqa: E402
-from video2reward.training.train import train_reward_model  # noqa: E402
+from video2reward.inference.model import RewardModel
+from video2reward.testing.synthetic import moving_square, write_square_dataset
+from video2reward.training.config import TrainConfig
+from video2reward.training.train import train_reward_model
 
 
 def timed(fn):

@@ -23,13 +23,14 @@ from pathlib import Path
 
 import torch
 
-from video2reward.training.config import PRETRAIN_METHODS, PretrainConfig, TrainConfig
 from video2reward.demo import DEMO_TASKS, generate_demo_data
 from video2reward.demo.pipeline import run_task
 from video2reward.encoders import build_encoder
 from video2reward.encoders.pretrained import load_encoder, save_encoder
-from video2reward.training.pretrain import pretrain_encoder
 from video2reward.evaluation.probe import probe_encoder
+from video2reward.objectives import PRETRAIN_METHODS
+from video2reward.training.config import PretrainConfig, TrainConfig
+from video2reward.training.pretrain import pretrain_encoder
 
 COLUMNS = ("task", "encoder", "pretrain s", "kNN VOC", "lin VOC", "feat std", "frozen VOC", "frozen AUROC",
            "frozen dense", "tuned VOC", "tuned AUROC", "tuned dense")

@@ -10,8 +10,10 @@ A row is HEAD:ENCODER. ENCODER is `cnn` or `vit` (random init, fine-tuned: `v2r 
 fresh cnn on the task's own train/ videos with the default `v2r pretrain` settings, then fine-tunes it under the
 head; that time is included in `train s`; `progress+rank:rotation` is `v2r train`'s default), or `efficientnet-lite0`
 (the offline ImageNet model, frozen). `pixel-ridge` is the floor.
-A row may end in `,FIELD=VALUE` options of `v2r train` (TrainConfig fields), which name the row too:
-`temporal:rotation,sequence=ssm,context=16` is the temporal head with an SSM over 16 frames.
+A row may end in `,FIELD=VALUE` options of `v2r train`, which name the row too: a TrainConfig field, or an option
+of the row's head (its `--HEAD-OPTION` flags; `MEMBER.FIELD` for a member of a combined head):
+`temporal:rotation,sequence=ssm,context=16` is the temporal head with an SSM over 16 frames, and
+`progress+rank:rotation,progress.motion_gap=2` the default with motion gap 2.
 
 Generates the demo data (seeded; or reuses `--data DIR` made by `v2r demo-data`), trains every row, evaluates
 on the held-out splits: VOC on test_expert, AUROC test_expert vs test_fail, AUROC near-miss test_expert vs
@@ -36,12 +38,15 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
+from results_page import add_write_option, write_results_page
 
-from video2reward.training.config import HEADS, PRETRAIN_METHODS, TrainConfig
 from video2reward.demo import generate_demo_data
-from video2reward.tasks import TASKS
 from video2reward.demo.pipeline import QualityRow, format_table, run_task
 from video2reward.encoders import ENCODERS
+from video2reward.objectives import PRETRAIN_METHODS
+from video2reward.rewards.registry import HEAD_NAMES, HEADS, member_kinds
+from video2reward.tasks import TASKS
+from video2reward.training.config import TrainConfig
 
 FROZEN_ENCODERS = ("efficientnet-lite0",)  # pretrained architectures used frozen (fine-tuning is ~4x slower)
 DEFAULT_ROWS = ("progress+rank:rotation", "progress:rotation", "pixel-ridge")  # the default, its progress head alone, the floor
@@ -51,8 +56,8 @@ def parse_row(text: str) -> tuple[str, str]:
     """HEAD[:ENCODER[,OPTION=VALUE...]] -> (head, encoder with its options, e.g. 'rotation,sequence=ssm')."""
     head, _, encoder = text.partition(":")
     encoder, *options = encoder.split(",")
-    if head not in HEADS:
-        raise argparse.ArgumentTypeError(f"{text}: unknown head {head!r} (known: {', '.join(HEADS)})")
+    if head not in HEAD_NAMES:
+        raise argparse.ArgumentTypeError(f"{text}: unknown head {head!r} (known: {', '.join(HEAD_NAMES)})")
     if head == "pixel-ridge":
         return head, ""
     encoder = encoder or "cnn"
@@ -61,24 +66,34 @@ def parse_row(text: str) -> tuple[str, str]:
             f"{text}: unknown encoder {encoder!r} (an architecture: {', '.join(ENCODERS)}; or a pretraining "
             f"method: {', '.join(PRETRAIN_METHODS)})")
     try:
-        row_options(options)
+        row_options(head, options)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"{text}: {exc}") from None
     return head, ",".join([encoder, *options])
 
 
-def row_options(options: list[str]) -> dict:
-    """['context=16', 'sequence=ssm'] -> {'context': 16, 'sequence': 'ssm'}: TrainConfig fields, typed."""
+def row_options(head: str, options: list[str]) -> tuple[dict, dict]:
+    """['context=16', 'steps=500'] -> ({'steps': 500}, {'temporal': {'context': 16}}): TrainConfig fields and the
+    head's options (`MEMBER.FIELD` for a member of a combined head), typed."""
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
-    out = {}
+    train, heads = {}, {}
     for option in options:
         key, _, value = option.partition("=")
         key = key.replace("-", "_")
-        if key not in fields or not value:
-            raise ValueError(f"{option!r} is not FIELD=VALUE of a `v2r train` option")
-        default = fields[key].default
-        out[key] = type(default)(value) if not isinstance(default, bool) else value.lower() in ("1", "true", "yes")
-    return out
+        kind, _, name = key.rpartition(".")
+        kind = kind or head
+        head_fields = ({f.name: f for f in dataclasses.fields(HEADS[kind].config)}
+                       if kind in member_kinds(head) else {})
+        if not value or (key not in fields and name not in head_fields):
+            raise ValueError(f"{option!r} is not FIELD=VALUE of a `v2r train` option or of the {head} head")
+        field = fields[key] if key in fields else head_fields[name]
+        default = field.default
+        typed = type(default)(value) if not isinstance(default, bool) else value.lower() in ("1", "true", "yes")
+        if key in fields:
+            train[key] = typed
+        else:
+            heads.setdefault(kind, {})[name] = typed
+    return train, heads
 
 
 def row_name(head: str, encoder: str) -> str:
@@ -96,7 +111,8 @@ def run_row(task_dir: Path, head: str, encoder: str, out: Path, args) -> dict:
             config = replace(config, encoder="cnn", pretrain=encoder)
         else:
             config = replace(config, encoder=encoder, pretrain="none", freeze=encoder in FROZEN_ENCODERS)
-    config = replace(config, **row_options(options))
+    train, heads = row_options(head, options)
+    config = replace(config, **train, head_options=heads)
     model_dir = out / "models" / f"{task_dir.name}-{name}"
     row = run_task(task_dir, model_dir, config, progress=False)
     record = asdict(row)
@@ -119,6 +135,7 @@ def main() -> None:
     parser.add_argument("--data", default=None, help="reuse this `v2r demo-data` folder instead of generating")
     parser.add_argument("--out", default=None, help="work folder (default: a temporary one); rerun to resume")
     parser.add_argument("--markdown", action="store_true", help="print the table as markdown")
+    add_write_option(parser)
     args = parser.parse_args()
     if args.threads > 0:
         torch.set_num_threads(args.threads)
@@ -157,6 +174,28 @@ def main() -> None:
             rows.append(row)
     print()
     print(format_table(rows, markdown=args.markdown))
+    if args.write:
+        write_results_page(
+            args.write, "Reward quality on the demo tasks", format_table(rows, markdown=True),
+            seeds=str(args.seed), intro=PAGE_INTRO.format(steps=args.steps), notes=PAGE_NOTES)
+
+
+PAGE_INTRO = """\
+Each row trains one reward model on a demo task's `train/` videos ({steps} steps of every learned head) and
+evaluates it on the held-out splits. `progress+rank:rotation` is `v2r train`'s default; `pixel-ridge` is the
+floor every learned reward should beat."""
+
+PAGE_NOTES = """\
+- **VOC**: mean Spearman correlation of reward against frame index over the held-out expert videos.
+- **AUROC**: expert against failed videos, each scored by the mean reward of its last 5 frames.
+- **AUROC near-miss**: expert against `test_partial` videos (the scripted expert acts for 60-85% of its
+  episode, then stalls: never a success).
+- **dense**: Spearman correlation of the reward with the environment's dense signal (`labels.json`), pooled
+  over every frame of the expert and failed test videos.
+- **VOC cam**, **VOC cam goal**, **VOC cam rel**, **AUROC cam rel**: the same from other cameras
+  (`test_cam/`); see [Camera moves](../guides/camera.md).
+- **train s**: `v2r train` wall time, decoding and pretraining included. **score fps**: frames per second
+  scoring the test videos, decoding included. Both depend on the machine and its load (see above)."""
 
 
 if __name__ == "__main__":

@@ -26,12 +26,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from video2reward.training.config import RLConfig, TrainConfig
 from video2reward.encoders import build_encoder
 from video2reward.inference.model import RewardModel
 from video2reward.rewards.progress import ProgressConfig, ProgressHead
 from video2reward.rl import LearnedReward
+from video2reward.rl.config import RLConfig
 from video2reward.rl.envs import env_spec
+from video2reward.training.config import TrainConfig
 
 COLUMNS = ("task", "model", "steps/s plain", "steps/s render", "steps/s learned", "ms/reward")
 

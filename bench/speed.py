@@ -8,8 +8,8 @@ alone beside it (decoding bounds end-to-end scoring speed once the model is smal
     python bench/speed.py --quick                  # smoke run: short timings, 10 s and 60 s videos
     python bench/speed.py --threads 1 --student models/pendulum-tiny     # time a distilled model folder too
 
-Models are freshly initialised (speed does not depend on the weights): the heads with `v2r train`'s defaults
-(progress with motion_gap 2) on 64 px frames. Every timing runs warm-up calls first, then repeats the call
+Models are freshly initialised (speed does not depend on the weights): the heads with `v2r train --head KIND`'s
+defaults on 64 px frames. Every timing runs warm-up calls first, then repeats the call
 until `--min-time` seconds have passed; ms/frame is the median call time / batch. `cpu ms/frame` is process CPU
 time per frame: on a loaded machine with --threads 1 it stays near the idle figure while wall time grows.
 """
@@ -34,12 +34,13 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn as nn
+from results_page import add_write_option, write_results_page
 
 from video2reward.encoders import build_encoder
-from video2reward.rewards.ensemble import HeadEnsemble
 from video2reward.encoders.cnn import CNN_PRESETS
 from video2reward.inference.export import scorer_for, trace
 from video2reward.inference.model import RewardModel
+from video2reward.rewards.ensemble import HeadEnsemble
 from video2reward.rewards.registry import ENCODER_HEADS, head_config_dict
 from video2reward.video.io import iter_frames, write_video
 
@@ -119,7 +120,7 @@ def fresh_model(kind: str, encoder: str, **encoder_options) -> RewardModel:
     torch.manual_seed(0)
     enc = build_encoder(encoder, SIZE, **encoder_options)
     config_cls, head_cls = ENCODER_HEADS[kind]
-    head = head_cls(enc, config_cls(**({"motion_gap": 2} if kind == "progress" else {})))
+    head = head_cls(enc, config_cls())  # the head's defaults, as `v2r train --head KIND` uses them
     return RewardModel(head, {"head": kind, "image_size": SIZE, "head_config": head_config_dict(head),
                               "encoder": {"name": encoder, "config": asdict(enc.config)}})
 
@@ -132,14 +133,15 @@ def scorer_entry(name: str, model: RewardModel, export: str = "eager") -> Entry:
     """embed + predict of `model` (FrameScorer): eager, or TorchScript ('torchscript'), or int8 ('int8')."""
     eager = scorer_for(model)
     dim, size = int(eager.goal.shape[0]), model.image_size
+    earlier = (model.context - 1,) if model.context > 1 else ()  # a temporal head reads its K-1 predecessors
     scorer: nn.Module = eager
     if export != "eager":
-        example = (torch.rand(4, 3, size, size), torch.randn(dim), torch.randn(dim), torch.randn(4, dim))
+        example = (torch.rand(4, 3, size, size), torch.randn(dim), torch.randn(dim), torch.randn(4, *earlier, dim))
         scorer = trace(scorer_for(model, "int8" if export == "int8" else "none"), example)
 
     def make(batch: int):
         frames, initial, goal = torch.rand(batch, 3, size, size), torch.randn(dim), torch.randn(dim)
-        previous = torch.randn(batch, dim)
+        previous = torch.randn(batch, *earlier, dim)
         return lambda: scorer(frames, initial, goal, previous)
 
     return Entry(name, size, params_m(model.head), make)
@@ -266,6 +268,7 @@ def main() -> None:
     parser.add_argument("--student", help="also time this model folder (e.g. from `v2r distill`)")
     parser.add_argument("--out", help="also write the rows as JSON here")
     parser.add_argument("--rss-worker", nargs=2, metavar=("MODEL", "VIDEO"), help=argparse.SUPPRESS)
+    add_write_option(parser)
     args = parser.parse_args()
     if args.rss_worker:
         rss_worker(args.rss_worker[0], args.rss_worker[1], args.threads)
@@ -299,6 +302,35 @@ def main() -> None:
     if args.out:
         Path(args.out).write_text(json.dumps({"threads": torch.get_num_threads(), "load": load, "speed": rows,
                                               "memory": memory}, indent=2))
+    if args.write:
+        speed = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER), *map(format_row, rows)]
+        streaming = ["| streaming (64 px) | video | peak RSS | RSS before | frames/s | CPU ms/frame (all threads) |",
+                     "|---|---|---|---|---|---|"]
+        streaming += [f"| {r['model']} | {r['video_s'] / 60:.1f} min ({r['frames']} frames) | {r['peak_rss_mb']:.0f} MB "
+                      f"| {r['rss_before_mb']:.0f} MB | {r['frames'] / r['seconds']:.0f} "
+                      f"| {1000 * r['cpu_seconds'] / r['frames']:.3f} |" for r in memory]
+        settings = (f"Timings: {args.rounds} interleaved round(s), {args.warmup} warm-up call(s), at least "
+                    f"{args.min_time} s per timing; load average before the timings {load[0]:.2f}.")
+        write_results_page(args.write, "Scoring speed and memory", "\n".join(
+            ["### Embed + predict per frame", "", settings, "", *speed, "",
+             "### Memory while streaming a video", "", *streaming]),
+            seeds="0 (`torch.manual_seed(0)` before each fresh model; speed does not depend on the weights)",
+            intro=SPEED_INTRO, notes=SPEED_NOTES)
+
+
+SPEED_INTRO = """\
+How fast a reward model scores frames, and how much memory scoring a long video takes. The models are freshly
+initialised (speed does not depend on the weights), on 64 px frames unless named."""
+
+SPEED_NOTES = """\
+- **b1** / **b64**: batches of 1 and 64 frames; ms/frame is the median call time divided by the batch.
+  **CPU ms/frame** is process CPU time per frame: on a loaded machine with one thread it stays near the idle
+  figure while wall time grows.
+- **tiny**: the `v2r distill --student tiny` encoder; **TorchScript** and **int8** are `v2r export` (with
+  `--quantize int8`). The ResNet-50 at 224 px is there for scale.
+- **Streaming**: the peak resident memory of a fresh process scoring a synthetic 128x96 30 fps video with
+  `model.score`; flat memory in video length means the peaks of the short and the long video are about equal.
+  "decoding only" is the decoder alone, which bounds end-to-end speed once the model is small."""
 
 
 if __name__ == "__main__":

@@ -46,6 +46,7 @@ def _labels(folder):
     return json.loads((folder / "labels.json").read_text(encoding="utf-8"))
 
 
+@pytest.mark.slow
 def test_returns_one_folder_per_task(runs):
     out, folders = runs["first"]
     assert list(folders) == list(DEMO_TASKS)
@@ -54,6 +55,7 @@ def test_returns_one_folder_per_task(runs):
         assert (folder / "labels.json").is_file()
 
 
+@pytest.mark.slow
 def test_layout_holds_exactly_the_labelled_videos(runs):
     _, folders = runs["first"]
     for folder in folders.values():
@@ -63,6 +65,7 @@ def test_layout_holds_exactly_the_labelled_videos(runs):
         assert sorted("test_cam/" + key for key in _labels(folder / "test_cam")["videos"]) == CAM_VIDEOS
 
 
+@pytest.mark.slow
 def test_labels_fields(runs):
     _, folders = runs["first"]
     env_ids = {"pendulum": "Pendulum-v1", "mountaincar": "MountainCar-v0"}
@@ -92,6 +95,7 @@ def test_labels_fields(runs):
         assert all(("stall_step" in v) == (v["split"] == "test_partial") for v in labels["videos"].values())
 
 
+@pytest.mark.slow
 def test_near_misses_follow_the_expert_until_the_stall_step(runs):
     """A test_partial video is the expert's episode from the same start up to `stall_step`, then idles until
     the expert's length: it leaves the expert's trajectory after the stall and never succeeds."""
@@ -115,6 +119,7 @@ def test_near_misses_follow_the_expert_until_the_stall_step(runs):
             env.close()
 
 
+@pytest.mark.slow
 def test_near_misses_leave_the_other_splits_unchanged(tmp_path):
     """The near-miss split draws from its own seeds: adding it changes no byte of the other splits' videos
     and no label of theirs (so results measured on data made before it stay valid)."""
@@ -128,12 +133,14 @@ def test_near_misses_leave_the_other_splits_unchanged(tmp_path):
         assert (with_partial / relative).read_bytes() == (without / relative).read_bytes(), relative
 
 
+@pytest.mark.slow
 def test_labels_load_in_evaluation(runs):
     _, folders = runs["first"]
     for folder in folders.values():
         assert load_labels(folder) == _labels(folder)
 
 
+@pytest.mark.slow
 def test_labels_json_is_compact_and_exact(runs):
     _, folders = runs["first"]
     text = (folders["pendulum"] / "labels.json").read_text(encoding="utf-8")
@@ -141,6 +148,7 @@ def test_labels_json_is_compact_and_exact(runs):
     assert "-0.0," not in text and "-0.0]" not in text
 
 
+@pytest.mark.slow
 def test_dense_matches_frames_decoded(runs):
     _, folders = runs["first"]
     for task, folder in folders.items():
@@ -150,6 +158,7 @@ def test_dense_matches_frames_decoded(runs):
             assert frames.shape[1:] == (*FRAME_SIZE[task], 3)
 
 
+@pytest.mark.slow
 def test_dense_tracks_progress(runs):
     _, folders = runs["first"]
     for task, folder in folders.items():
@@ -168,6 +177,7 @@ def test_dense_tracks_progress(runs):
                     assert max(dense) < 1.3  # never had the energy to reach the flag
 
 
+@pytest.mark.slow
 def test_failures_are_as_long_as_experts(runs):
     _, folders = runs["first"]
     for folder in folders.values():
@@ -177,6 +187,7 @@ def test_failures_are_as_long_as_experts(runs):
         assert min(failed) >= 0.5 * min(expert) and max(failed) <= 2 * max(expert)
 
 
+@pytest.mark.slow
 def test_same_seed_same_labels(runs):
     (_, first), (_, second) = runs["first"], runs["second"]
     for task in DEMO_TASKS:
@@ -200,6 +211,7 @@ def test_same_seed_same_frames_before_encoding(task):
     assert all(np.array_equal(a, b) for a, b in zip(first.frames, second.frames))
 
 
+@pytest.mark.slow
 def test_same_seed_same_decoded_frames(runs):
     (_, first), (_, second) = runs["first"], runs["second"]
     for task in DEMO_TASKS:
@@ -207,6 +219,7 @@ def test_same_seed_same_decoded_frames(runs):
             assert np.array_equal(read_frames(first[task] / relative), read_frames(second[task] / relative)), relative
 
 
+@pytest.mark.slow
 def test_other_seed_differs(runs):
     (_, first), (_, other) = runs["first"], runs["other"]
     assert list(other) == ["pendulum"]

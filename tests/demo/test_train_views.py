@@ -26,6 +26,7 @@ def data(tmp_path_factory):
     return plain, viewed
 
 
+@pytest.mark.slow
 def test_views_are_the_same_episodes_from_another_camera(data):
     plain, viewed = data
     labels = json.loads((viewed["reach"] / "labels.json").read_text())["videos"]

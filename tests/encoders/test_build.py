@@ -166,6 +166,7 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(LEARN))  # fine-tuning efficientnet-lite0 is too slow for this test
 def test_encoder_learns_the_position_of_a_small_square(name: str, one_thread: None) -> None:
     mse, var = _learn_square_position(name)

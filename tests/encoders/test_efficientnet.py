@@ -13,15 +13,15 @@ import pytest
 import torch
 from torch import nn
 
-from synthetic import moving_square, write_square_dataset
-from video2reward.training.config import TrainConfig
+from video2reward.core.files import load_tensors
 from video2reward.encoders import build_encoder, encoder_from_config, has_imagenet_weights
 from video2reward.encoders import efficientnet as eff
 from video2reward.encoders.efficientnet import EfficientNetLiteConfig, EfficientNetLiteEncoder
 from video2reward.encoders.pretrained import load_encoder, save_encoder
 from video2reward.errors import ConfigError, ModelFileError
-from video2reward.core.files import load_tensors
 from video2reward.inference.model import load
+from video2reward.testing.synthetic import moving_square, write_square_dataset
+from video2reward.training.config import TrainConfig
 from video2reward.training.train import train_reward_model
 
 RANDOM = EfficientNetLiteConfig(image_size=32, pretrained=False)  # fast: no weights file read
@@ -186,6 +186,7 @@ def data(tmp_path_factory) -> Path:
     return write_square_dataset(tmp_path_factory.mktemp("squares") / "data", n_train=3, t=12)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("freeze", [True, False])
 def test_trained_model_round_trips_and_frozen_training_keeps_the_imagenet_encoder(
     data: Path, tmp_path: Path, imagenet: dict[str, torch.Tensor], monkeypatch, freeze: bool,

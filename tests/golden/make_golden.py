@@ -1,27 +1,24 @@
-"""Writes the golden models, videos and expected rewards of test_golden.py. Run once, on the code whose numbers
-are the reference (`python tests/golden/make_golden.py`); rerunning it on later code would only copy that code's
-numbers, so the test would stop guarding anything."""
+"""Writes the golden models, videos and expected rewards of test_golden.py. Run once, from the repository root, on
+the code whose numbers are the reference (`python -m tests.golden.make_golden`); rerunning it on later code would
+only copy that code's numbers, so the test would stop guarding anything."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))  # run by hand: tests/ holds the synthetic videos
-
-import video2reward  # noqa: E402
-from synthetic import moving_square  # noqa: E402
-from video2reward.encoders import encoder_config  # noqa: E402
-from video2reward.inference.model import RewardModel  # noqa: E402
+import video2reward
+from video2reward.encoders import encoder_config
+from video2reward.inference.model import RewardModel
 from video2reward.rewards.registry import build_head
-from video2reward.video.io import write_video  # noqa: E402
+from video2reward.testing.synthetic import moving_square
+from video2reward.video.io import write_video
 
+HERE = Path(__file__).resolve().parent
 SIZE = 32
 ENCODER = {"name": "cnn", "config": json.loads(json.dumps(dataclasses.asdict(
     encoder_config("cnn", SIZE, channels=(8, 16), dim=16))))}

@@ -22,7 +22,7 @@ from video2reward.inference.export import export_model
 from video2reward.rl.wrapper import LearnedReward
 from video2reward.video.frame_fit import fit_square
 
-from golden.make_golden import MODELS, videos
+from tests.golden.make_golden import MODELS, videos
 
 HERE = Path(__file__).resolve().parent
 EXPECTED = json.loads((HERE / "expected.json").read_text())

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 import video2reward
-from synthetic import moving_square
 from video2reward.inference.scorer import Scorer, earlier_frames
+from video2reward.testing.synthetic import moving_square
 from video2reward.video.frame_fit import fit_frames
 
 MODELS = Path(__file__).resolve().parents[1] / "golden" / "models"

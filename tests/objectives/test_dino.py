@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from synthetic import moving_square
+from video2reward.testing.synthetic import moving_square
 
 from video2reward.encoders import build_encoder
 from video2reward.errors import ConfigError
@@ -189,6 +189,7 @@ def last(history: list[dict[str, float]], key: str, n: int = 5) -> float:
 LOG_K = math.log(TINY_HEAD["out_dim"])
 
 
+@pytest.mark.slow
 def test_short_run_with_centering_and_sharpening_does_not_collapse():
     history = train(tiny_dino())
     assert last(history, "teacher_batch_entropy") > 0.9 * LOG_K  # no single prototype takes the batch
@@ -197,11 +198,13 @@ def test_short_run_with_centering_and_sharpening_does_not_collapse():
     assert all(math.isfinite(h["loss"]) for h in history)
 
 
+@pytest.mark.slow
 def test_without_centering_the_teacher_collapses_to_one_prototype():
     history = train(tiny_dino(center_momentum=1.0))  # the center stays 0
     assert last(history, "teacher_batch_entropy") < 0.3 * LOG_K
 
 
+@pytest.mark.slow
 def test_without_sharpening_the_teacher_is_uniform():
     history = train(tiny_dino(teacher_temp=0.2, warmup_teacher_temp=0.2))
     assert last(history, "teacher_entropy") > 0.998 * LOG_K

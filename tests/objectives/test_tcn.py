@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from synthetic import moving_square
+from video2reward.testing.synthetic import moving_square
 
 from video2reward.encoders.cnn import CNNConfig, CNNEncoder
 from video2reward.objectives.tcn import TCN, TCNConfig, tcn_loss, tcn_masks

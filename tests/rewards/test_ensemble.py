@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from synthetic import moving_square, write_square_dataset
 from video2reward.cli import main
 from video2reward.encoders import build_encoder
-from video2reward.rewards.ensemble import HeadEnsemble, combine
 from video2reward.inference.model import RewardModel, load
+from video2reward.rewards.ensemble import HeadEnsemble, combine
 from video2reward.rewards.progress import ProgressConfig, ProgressHead
+from video2reward.testing.synthetic import moving_square, write_square_dataset
 
 # 120 steps: at 40 the members are barely trained (|mu - t| ~0.23) and their disagreement on noise vs on the
 # demonstrations' frames is a coin toss (0.014 vs 0.015); at 120 it is clear (0.15 vs 0.08)
@@ -66,6 +66,7 @@ def trained(tmp_path_factory) -> tuple[Path, Path]:
     return data, model
 
 
+@pytest.mark.slow
 def test_trained_ensemble_saves_loads_and_scores_with_epistemic(trained, tmp_path: Path) -> None:
     data, model_dir = trained
     config = json.loads((model_dir / "config.json").read_text())
@@ -83,6 +84,7 @@ def test_trained_ensemble_saves_loads_and_scores_with_epistemic(trained, tmp_pat
     assert len(record["epistemic"]) == len(record["rewards"])
 
 
+@pytest.mark.slow
 def test_members_disagree_more_off_the_demonstrations(trained) -> None:
     """Frames like the demos (a square moving down) vs frames no video showed (noise): the epistemic std
     must be larger on the latter, which is what makes it useful against reward hacking in RL."""
@@ -94,6 +96,7 @@ def test_members_disagree_more_off_the_demonstrations(trained) -> None:
     assert unseen > seen
 
 
+@pytest.mark.slow
 def test_ensemble_refused_for_the_pixel_floor(trained, tmp_path: Path, capsys) -> None:
     data, _ = trained
     args = ["train", str(data / "train"), "--out", str(tmp_path / "m"), "--head", "pixel-ridge", "--ensemble", "2"]
@@ -105,13 +108,14 @@ def test_ensemble_refused_for_the_pixel_floor(trained, tmp_path: Path, capsys) -
     assert "already an ensemble" in err and "--head progress --ensemble 2" in err
 
 
+@pytest.mark.slow
 def test_interrupted_ensemble_resumes_to_the_same_weights(trained, tmp_path: Path, monkeypatch) -> None:
     """Stop the run while the second member trains, resume: the same weights as the uninterrupted run."""
     data, model_dir = trained
     import video2reward.training.train as train_module
 
     calls = {"n": 0}
-    real_fit = train_module._fit_progress
+    real_fit = train_module._fit_head
 
     def failing_fit(*args, **kwargs):
         calls["n"] += 1
@@ -121,11 +125,11 @@ def test_interrupted_ensemble_resumes_to_the_same_weights(trained, tmp_path: Pat
 
     out = tmp_path / "m"
     args = ["train", str(data / "train"), "--out", str(out), "--head", "progress", "--ensemble", "3", *TINY]
-    monkeypatch.setattr(train_module, "_fit_progress", failing_fit)
+    monkeypatch.setattr(train_module, "_fit_head", failing_fit)
     with pytest.raises(KeyboardInterrupt):
         train_module.train_reward_model([data / "train"], out, _config_from(args), progress=False)
     assert (out / "members" / "0" / "done.safetensors").exists()
-    monkeypatch.setattr(train_module, "_fit_progress", real_fit)
+    monkeypatch.setattr(train_module, "_fit_head", real_fit)
     assert main([*args, "--resume"]) == 0
     from safetensors.torch import load_file
 
@@ -144,6 +148,7 @@ def _config_from(args: list[str]):
                        triplets_per_video=8, threads=1, pretrain="none")
 
 
+@pytest.mark.slow
 def test_exported_ensemble_equals_eager(trained) -> None:
     """TorchScript of the ensemble (export.py) scores like the eager model, stored goals included."""
     from video2reward.inference.export import check_inputs, scorer_for, trace
@@ -159,6 +164,7 @@ def test_exported_ensemble_equals_eager(trained) -> None:
             torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_progress_plus_rank_is_the_mean_of_its_two_members(trained, tmp_path: Path) -> None:
     """`--head progress+rank`: a progress and a rank member, each with half the steps; the reward is their
     mean; the model distils into one progress student and exports."""

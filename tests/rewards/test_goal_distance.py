@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
-from synthetic import moving_square
-from tiny_heads import fit, held_out_voc, tiny_encoder
+from tests.helpers.tiny_heads import fit, held_out_voc, tiny_encoder
+from video2reward.rewards.clips import VIPSampler
 from video2reward.rewards.goal_distance import GoalDistanceConfig, GoalDistanceHead, goal_value, vip_loss
-from video2reward.video.head_sampling import VIPSampler
+from video2reward.testing.synthetic import moving_square
 
 
 def test_vip_loss_matches_reference() -> None:
@@ -35,6 +36,7 @@ def test_reward_maps_the_training_range_to_zero_one() -> None:
     assert (sigma == head.residual_std).all()
 
 
+@pytest.mark.slow
 def test_tiny_model_learns_goal_distance_of_a_moving_square() -> None:
     # VIP learns more slowly than the progress head: 300 steps (about as long as the progress test's 150,
     # because each step encodes 2 videos x (8 frames + their successors) and forms 48 quadruples per video)

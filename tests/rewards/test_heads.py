@@ -11,11 +11,11 @@ import pytest
 import torch
 
 import video2reward
-from synthetic import moving_square
 from video2reward.encoders import build_encoder
 from video2reward.errors import ModelFileError
 from video2reward.inference.model import RewardModel
 from video2reward.rewards.registry import ENCODER_HEADS, build_head, head_config_dict
+from video2reward.testing.synthetic import moving_square
 
 
 def untrained_model(kind: str) -> RewardModel:

@@ -10,12 +10,12 @@ import pytest
 import torch
 
 import video2reward
-from synthetic import moving_square
 from video2reward.encoders import build_encoder, encoder_config
 from video2reward.errors import ModelFileError
 from video2reward.inference.model import RewardModel
 from video2reward.rewards.pixel_ridge import PixelRidge
 from video2reward.rewards.progress import ProgressConfig, ProgressHead
+from video2reward.testing.synthetic import moving_square
 from video2reward.video.frame_fit import fit_frames
 from video2reward.video.io import write_video
 

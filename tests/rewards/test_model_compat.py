@@ -16,12 +16,12 @@ import pytest
 import torch
 
 import video2reward
-from synthetic import moving_square
+from video2reward.core.files import FORMAT_VERSION
 from video2reward.encoders import build_encoder, encoder_config
 from video2reward.errors import ModelFileError
-from video2reward.core.files import FORMAT_VERSION
 from video2reward.inference.model import RewardModel
 from video2reward.rewards.progress import ProgressConfig, ProgressHead
+from video2reward.testing.synthetic import moving_square
 from video2reward.video.frame_fit import fit_square
 from video2reward.video.io import write_video
 
@@ -65,7 +65,7 @@ def test_the_current_version_loads(tmp_path: Path) -> None:
     assert video2reward.load(saved_model(tmp_path / "m")).image_size == 32
 
 
-@pytest.mark.parametrize("h, w", [(480, 640), (17, 9), (32, 32), (2160, 3840)])
+@pytest.mark.parametrize("h, w", [(480, 640), (17, 9), (32, 32), pytest.param(2160, 3840, marks=pytest.mark.slow)])
 def test_any_input_size_is_resized_to_the_model_size(tmp_path: Path, h: int, w: int) -> None:
     model = video2reward.load(saved_model(tmp_path / "m", size=32))
     frames = moving_square(6, max(h, w))[:, :h, :w]  # a crop of the moving square, of the wanted size

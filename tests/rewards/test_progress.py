@@ -8,15 +8,15 @@ import pytest
 import torch
 from torch.distributions import Normal, kl_divergence
 
-from synthetic import moving_square
-from tiny_heads import failed_demonstrations, failed_mean_reward, fit, held_out_voc
+from tests.helpers.tiny_heads import failed_demonstrations, failed_mean_reward, fit, held_out_voc
 from video2reward.encoders import build_encoder
 from video2reward.evaluation.metrics import value_order_correlation
 from video2reward.inference.model import RewardModel
 from video2reward.rewards.progress import ProgressConfig, ProgressHead, normal_kl, target_sigma
+from video2reward.rewards.triplets import FailedTripletSampler, TripletBatch, TripletSampler
+from video2reward.testing.synthetic import moving_square
 from video2reward.training.loop import train_loop
 from video2reward.video.dataset import Demonstration
-from video2reward.video.sampling import FailedTripletSampler, TripletBatch, TripletSampler
 
 
 def test_normal_kl_matches_reference() -> None:
@@ -33,6 +33,7 @@ def test_target_sigma_shrinks_with_gap() -> None:
     assert s[0] > s[1] > s[2] and s[2] == s[3] == 0.02
 
 
+@pytest.mark.slow
 def test_tiny_model_learns_progress_of_a_moving_square() -> None:
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
@@ -87,6 +88,7 @@ def test_pushback_loss_matches_reference() -> None:
     assert metrics["failed_mu"] == pytest.approx(mu[2].item(), rel=1e-5)
 
 
+@pytest.mark.slow
 def test_failed_videos_get_lower_progress() -> None:
     without, with_negatives = _progress_model(False), _progress_model(True)  # same seed and demonstrations
     assert failed_mean_reward(with_negatives) < 0.5 * failed_mean_reward(without)

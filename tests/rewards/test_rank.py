@@ -8,10 +8,10 @@ import math
 import pytest
 import torch
 
-from synthetic import moving_square
-from tiny_heads import failed_demonstrations, failed_mean_reward, fit, held_out_voc
+from tests.helpers.tiny_heads import failed_demonstrations, failed_mean_reward, fit, held_out_voc
+from video2reward.rewards.clips import ClipBatch, ClipSampler
 from video2reward.rewards.rank import RankConfig, RankHead, bradley_terry_loss, platt_fit, rank_pairs
-from video2reward.video.head_sampling import ClipBatch, ClipSampler
+from video2reward.testing.synthetic import moving_square
 
 
 def test_bradley_terry_loss_matches_reference() -> None:
@@ -53,12 +53,14 @@ def plain():
     return _rank_model(negatives=False)
 
 
+@pytest.mark.slow
 def test_tiny_model_learns_to_rank_a_moving_square(plain) -> None:
     assert held_out_voc(plain) > 0.9
     mu = plain.score(moving_square(25, 32)).mu
     assert mu[0] < 0.25 and mu[-1] > 0.75  # calibrated: reads like progress
 
 
+@pytest.mark.slow
 def test_failed_videos_rank_below_late_expert_frames(plain) -> None:
     with_negatives = _rank_model(negatives=True)  # same seed, same demonstrations, plus failed videos
     assert failed_mean_reward(with_negatives) < 0.7 * failed_mean_reward(plain)

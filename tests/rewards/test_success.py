@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from synthetic import failed_squares, moving_square
-from tiny_heads import HELD_OUT, failed_demonstrations, fit
+from tests.helpers.tiny_heads import HELD_OUT, failed_demonstrations, fit
+from video2reward.rewards.clips import ClipSampler
 from video2reward.rewards.success import SuccessConfig, SuccessHead, success_labels, weighted_bce
-from video2reward.video.head_sampling import ClipSampler
+from video2reward.testing.synthetic import failed_squares, moving_square
 
 
 def test_labels_mark_the_last_fraction_of_demonstrations_only() -> None:
@@ -49,6 +49,7 @@ def plain():
     return _success_model(negatives=False)
 
 
+@pytest.mark.slow
 def test_tiny_detector_fires_on_last_frames_only(plain) -> None:
     for y in HELD_OUT:
         rewards = plain.score(moving_square(25, 32, y=y))
@@ -61,6 +62,7 @@ def test_tiny_detector_fires_on_last_frames_only(plain) -> None:
     assert stalled.max() < 0.5
 
 
+@pytest.mark.slow
 def test_failed_videos_are_negatives(plain) -> None:
     with_negatives = _success_model(negatives=True)  # same seed, same demonstrations, plus failed videos
     lasts = [frames[-3:] for frames in failed_squares()]  # the wrong (pink) square at the goal: not the task

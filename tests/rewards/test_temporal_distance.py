@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
-from synthetic import moving_square
-from tiny_heads import fit, held_out_voc, tiny_encoder
+from tests.helpers.tiny_heads import fit, held_out_voc, tiny_encoder
+from video2reward.testing.synthetic import moving_square
 from video2reward.rewards.temporal_distance import (
     TemporalDistanceConfig, TemporalDistanceHead, bin_centres, clip_pairs, gap_to_bin,
 )
-from video2reward.video.head_sampling import ClipBatch, ClipSampler
+from video2reward.rewards.clips import ClipBatch, ClipSampler
 
 
 def test_bins_and_pairs() -> None:
@@ -55,6 +56,7 @@ def test_loss_and_prediction_match_reference() -> None:
     assert math.isclose(sigma.item(), sigma_ref + 1e-3, rel_tol=1e-4)
 
 
+@pytest.mark.slow
 def test_tiny_model_learns_time_gaps_of_a_moving_square() -> None:
     model = fit(lambda enc: TemporalDistanceHead(enc, TemporalDistanceConfig(hidden=64)),
                 lambda demos: ClipSampler(demos, frames_per_video=8, videos_per_batch=4))

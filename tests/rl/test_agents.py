@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from test_wrapper import tiny_model
+from tests.helpers.tiny_model import tiny_model
 from video2reward.cli import main
 from video2reward.core.files import load_tensors
 from video2reward.rl.envs import TaskInfo, env_spec
@@ -39,6 +39,7 @@ def run(task: str, reward: str, out: Path, *extra: str) -> dict:
     return {"rows": rows, "config": config}
 
 
+@pytest.mark.slow
 def test_dqn_on_the_learned_reward_and_on_the_env_reward(model_dir: Path, tmp_path: Path, capsys) -> None:
     learned = run("mountaincar", str(model_dir), tmp_path / "v2r")
     assert learned["config"]["algo"] == "dqn"
@@ -53,6 +54,7 @@ def test_dqn_on_the_learned_reward_and_on_the_env_reward(model_dir: Path, tmp_pa
     assert (tmp_path / "r.png").stat().st_size > 0
 
 
+@pytest.mark.slow
 def test_sac_on_a_continuous_task(model_dir: Path, tmp_path: Path) -> None:
     result = run("pendulum", str(model_dir), tmp_path / "sac", "--reward-mode", "shaping")
     assert result["config"]["algo"] == "sac"
@@ -82,10 +84,11 @@ def tensorboard_scalars(folder: Path) -> dict[str, list[tuple[int, float]]]:
     return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
 
 
+@pytest.mark.slow
 def test_refine_end_to_end_writes_the_refined_model(model_dir: Path, tmp_path: Path) -> None:
     import video2reward
-    from synthetic import moving_square
     from video2reward.rl.agents import tensorboard_available
+    from video2reward.testing.synthetic import moving_square
     from video2reward.video.io import write_video
 
     for i in range(2):
@@ -114,6 +117,7 @@ def test_refine_needs_a_learned_reward(tmp_path: Path, capsys) -> None:
     assert "--refine refines a learned reward" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_without_tensorboard_one_line_says_how_to_get_it(tmp_path: Path, capsys, monkeypatch) -> None:
     import video2reward.rl.agents as agents
 

@@ -14,18 +14,18 @@ import numpy as np
 import pytest
 import torch
 
-from synthetic import failed_squares, moving_square, square_demonstrations
-from test_wrapper import tiny_model
-from tiny_heads import HELD_OUT, fit, held_out_voc
+from tests.helpers.tiny_heads import HELD_OUT, fit, held_out_voc
+from tests.helpers.tiny_model import tiny_model
 from video2reward.errors import ConfigError
 from video2reward.inference.model import RewardModel
 from video2reward.rewards.ensemble import HeadEnsemble
 from video2reward.rewards.progress import ProgressConfig, ProgressHead
 from video2reward.rewards.rank import RankConfig, RankHead
+from video2reward.rewards.triplets import TripletSampler
 from video2reward.rl import LearnedReward
 from video2reward.rl.refine import AgentFrameBuffer, RewardRefiner, check_refinable, refinement_videos
+from video2reward.testing.synthetic import failed_squares, moving_square, square_demonstrations
 from video2reward.video.io import write_video
-from video2reward.video.sampling import TripletSampler
 
 TRAINING = {"frames_per_video": 8, "batch_size": 32, "triplets_per_video": 32, "augment": False,
             "weight_decay": 0.0}
@@ -55,6 +55,7 @@ def mean_mu(model: RewardModel, videos: list[np.ndarray]) -> float:
     return float(np.mean([model.score(v).mu[1:].mean() for v in videos]))
 
 
+@pytest.mark.slow
 def test_refinement_pushes_agent_frames_down_and_keeps_the_expert_order(trained: RewardModel) -> None:
     model = copy.deepcopy(trained)
     agent = failed_squares()  # what the agent "visited": a pink square no demonstration showed
@@ -75,6 +76,7 @@ def test_refinement_pushes_agent_frames_down_and_keeps_the_expert_order(trained:
     assert refiner.summary()["gradient_steps"] == 40 and refiner.summary()["refinements"] == 2
 
 
+@pytest.mark.slow
 def test_a_progress_plus_rank_model_refines_its_progress_member_only(trained: RewardModel) -> None:
     """The default head is progress+rank: refinement pushes its progress member down on the agent's frames and
     keeps the rank member (single frames, no push-back) as trained, so the mean reward of those frames falls."""
@@ -91,6 +93,7 @@ def test_a_progress_plus_rank_model_refines_its_progress_member_only(trained: Re
     assert mean_mu(model, agent) < before - 0.05, (before, mean_mu(model, agent))
 
 
+@pytest.mark.slow
 def test_an_empty_buffer_is_a_no_op(trained: RewardModel) -> None:
     model = copy.deepcopy(trained)
     buffer = AgentFrameBuffer(100)
@@ -102,6 +105,7 @@ def test_an_empty_buffer_is_a_no_op(trained: RewardModel) -> None:
     assert all(torch.equal(v, model.head.state_dict()[k]) for k, v in state.items())
 
 
+@pytest.mark.slow
 def test_frozen_encoder_stays_frozen(trained: RewardModel) -> None:
     model = copy.deepcopy(trained)
     model.config = {**model.config, "encoder": {**model.config["encoder"], "frozen": True}}
@@ -160,6 +164,7 @@ def test_refresh_scores_the_rest_of_the_episode_with_the_new_weights(reward: str
     assert np.abs(stale[5:] - expected[5:]).max() > 1e-4
 
 
+@pytest.mark.slow
 def test_only_progress_heads_refine_and_videos_must_be_found(trained: RewardModel, tmp_path: Path) -> None:
     rank = RewardModel(trained.head, {**trained.config, "head": "rank"})
     with pytest.raises(ConfigError, match=r"supports the progress and progress\+rank heads only"):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from pathlib import Path
 
 import gymnasium as gym
@@ -13,26 +11,16 @@ import torch
 from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
-from video2reward.video.frame_fit import resize_short_side
-from video2reward.encoders import build_encoder, encoder_config
+from tests.helpers.tiny_model import tiny_model
+from video2reward.encoders import build_encoder
 from video2reward.errors import ConfigError
 from video2reward.inference.model import RewardModel
 from video2reward.inference.scorer import frames_to_tensor
-from video2reward.rewards.progress import ProgressConfig, ProgressHead
 from video2reward.rl import LearnedReward, video_frame
+from video2reward.video.frame_fit import resize_short_side
 from video2reward.video.io import read_frames, write_video
 
 ENVS = ("MountainCar-v0", "Pendulum-v1")
-
-
-def tiny_model(motion_gap: int = 2, size: int = 32) -> RewardModel:
-    torch.manual_seed(0)
-    head = ProgressHead(build_encoder("cnn", size, channels=(8, 16), dim=16), ProgressConfig(motion_gap=motion_gap))
-    head.goal.normal_()
-    encoder = json.loads(json.dumps(dataclasses.asdict(encoder_config("cnn", size, channels=(8, 16), dim=16))))
-    config = {"head": "progress", "image_size": size, "frame_fit": "pad",
-              "encoder": {"name": "cnn", "config": encoder}, "head_config": dataclasses.asdict(head.config)}
-    return RewardModel(head, config)
 
 
 @pytest.fixture(scope="module")

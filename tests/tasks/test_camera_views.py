@@ -43,6 +43,7 @@ def _files(folder, under=""):
     return sorted(p.relative_to(folder).as_posix() for p in root.rglob("*") if p.is_file())
 
 
+@pytest.mark.slow
 def test_layout_and_labels(runs):
     cam = runs["a"] / "test_cam"
     labels = json.loads((cam / "labels.json").read_text(encoding="utf-8"))
@@ -61,6 +62,7 @@ def test_layout_and_labels(runs):
     assert load_labels(cam) == labels  # evaluation reads it as any data folder's labels
 
 
+@pytest.mark.slow
 def test_generated_deterministically(runs):
     """Same seed: the same labels, the same video bytes and the same goal images."""
     a, b = runs["a"] / "test_cam", runs["b"] / "test_cam"
@@ -69,6 +71,7 @@ def test_generated_deterministically(runs):
         assert (a / relative).read_bytes() == (b / relative).read_bytes(), relative
 
 
+@pytest.mark.slow
 def test_other_splits_are_byte_identical(runs):
     """Adding test_cam/ changes no byte of train/, test_expert/, test_fail/ or labels.json."""
     with_cam, without = runs["a"], runs["without"]
@@ -78,6 +81,7 @@ def test_other_splits_are_byte_identical(runs):
         assert (with_cam / relative).read_bytes() == (without / relative).read_bytes(), relative
 
 
+@pytest.mark.slow
 def test_views_are_new_episodes_seen_differently(runs):
     """test_cam episodes are not copies of test_expert's, and their frames show the view shift (the crop view:
     another frame size than the training camera's)."""
@@ -109,6 +113,7 @@ def test_views_by_task():
     assert [view_of(i, CLASSIC_VIEWS).name for i in range(5)] == [v.name for v in CLASSIC_VIEWS] + ["crop"]
 
 
+@pytest.mark.slow
 def test_moved_metaworld_camera_sees_another_picture():
     """A moved training camera renders the same state differently; an unmoved one exactly as before."""
     task = TASKS["reach"]

@@ -115,6 +115,7 @@ def test_resets_are_seeded_and_randomised(envs):
     assert not np.allclose(*goals)  # goal observable and redrawn
 
 
+@pytest.mark.slow
 def test_frames_are_upright_rgb_of_the_render_size():
     env = make_metaworld_env("reach-v3", seed=0)
     try:
@@ -130,6 +131,7 @@ def test_frames_are_upright_rgb_of_the_render_size():
         env.close()
 
 
+@pytest.mark.slow
 def test_episode_frames_match_dense_and_repeat_with_the_seed():
     task = TASKS["drawer-open"]
     episodes = []
@@ -147,6 +149,7 @@ def test_episode_frames_match_dense_and_repeat_with_the_seed():
     assert all(np.array_equal(a, b) for a, b in zip(first.frames, second.frames))
 
 
+@pytest.mark.slow
 def test_generate_reach_labels_and_videos(tmp_path):
     kwargs = dict(tasks=["reach"], n_train=1, n_test_expert=0, n_test_fail=1, short_side=RENDER_SIZE,
                   progress=False)  # and, by default, one near miss in test_partial

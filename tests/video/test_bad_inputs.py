@@ -1,5 +1,5 @@
-"""Every bad or unusual input of tests/bad_videos.py either decodes to the right frames or fails with one line
-that names the file and the reason; `v2r score --skip-bad` scores the good ones and lists the rest at the end."""
+"""Every bad or unusual input of video2reward.testing.bad_videos either decodes to the right frames or fails with one
+line that names the file and the reason; `v2r score --skip-bad` scores the good ones and lists the rest at the end."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bad_videos import CASES, Case, four_k, mixed_resolutions, rgb48_png_folder, variable_frame_rate
-from synthetic import write_square_dataset
 from video2reward.cli import main
 from video2reward.errors import VideoError
+from video2reward.testing.bad_videos import (CASES, Case, four_k, mixed_resolutions, rgb48_png_folder,
+                                             variable_frame_rate)
+from video2reward.testing.synthetic import write_square_dataset
 from video2reward.video.io import find_videos, probe, read_frames
 
 

@@ -19,8 +19,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from synthetic import moving_square
 from video2reward.errors import VideoError
+from video2reward.testing.synthetic import moving_square
 from video2reward.video.io import probe, read_frames, write_video
 
 HANG_SECONDS = 20
@@ -78,6 +78,7 @@ def test_the_seeds_decode(seed_videos, tmp_path: Path) -> None:
         assert read_frames(path, 16).shape == (12, 16, 16, 3)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
 @FUZZ
 @given(mutations=st.lists(MUTATION, min_size=1, max_size=6))

@@ -154,7 +154,7 @@ def test_unicode_and_space_paths(tmp_path: Path) -> None:
 @pytest.mark.parametrize("codec, pix_fmt, suffix", [("ffv1", "gray", ".mkv"), ("png", "rgba", ".mov"),
                                                     ("ffv1", "gray16le", ".mkv")])
 def test_grayscale_rgba_and_16bit_video_streams(tmp_path: Path, codec: str, pix_fmt: str, suffix: str) -> None:
-    from bad_videos import coded_stream  # 4 flat frames of gray 0, 60, 120, 180 stored in pix_fmt
+    from video2reward.testing.bad_videos import coded_stream  # 4 flat frames of gray 0, 60, 120, 180 stored in pix_fmt
 
     path = coded_stream(tmp_path / f"clip{suffix}", codec, pix_fmt)
     out = read_frames(path, size=16)

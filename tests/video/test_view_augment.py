@@ -9,10 +9,10 @@ from dataclasses import replace
 import pytest
 import torch
 
-from tests.synthetic import square_demonstrations
+from video2reward.rewards.triplets import TripletSampler
+from video2reward.testing.synthetic import square_demonstrations
 from video2reward.training.config import TrainConfig
 from video2reward.training.train import _batches
-from video2reward.video.sampling import TripletSampler
 from video2reward.video.view_augment import ViewAugment, random_blur, random_homographies, warp
 
 IDENTITY = ViewAugment(crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0), rotate=0.0, shear=0.0, perspective=0.0,
@@ -89,7 +89,7 @@ def test_view_augment_leaves_progress_targets_unchanged(other):
 def test_pretrain_applies_it(tmp_path):
     """`v2r pretrain --view-augment`: the sampled frames are augmented before the method's own views (the weights
     after the same steps from the same seed differ), and the encoder's config records it."""
-    from tests.synthetic import write_square_dataset
+    from video2reward.testing.synthetic import write_square_dataset
     from video2reward.training.config import PretrainConfig
     from video2reward.training.pretrain import pretrain_encoder
 

@@ -1,5 +1,5 @@
 """The examples under each `v2r COMMAND --help`: the command's place in the workflow (what comes before, what
-after) and the options people reach for first. Kept apart from cli.py, which only parses and dispatches."""
+after) and the options people reach for first. Kept apart from the command modules, which parse and dispatch."""
 
 from __future__ import annotations
 

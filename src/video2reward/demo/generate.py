@@ -39,11 +39,11 @@ from PIL import Image
 from tqdm import tqdm
 
 from video2reward.demo.train_views import check_cameras, write_train_views
+from video2reward.errors import ConfigError
 from video2reward.tasks import DEMO_TASKS, TASKS, make_env
 from video2reward.tasks.rollout import make_episode
 from video2reward.tasks.task import DemoTask
 from video2reward.tasks.views import CAM_SPLIT, describe_views, view_of, views_for
-from video2reward.errors import ConfigError
 from video2reward.video.io import write_video
 
 SPLITS = ("train", "test_expert", "test_fail", "test_partial")

@@ -16,13 +16,13 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from video2reward.evaluation.camera import add_camera_shift
-from video2reward.training.config import TrainConfig
-from video2reward.demo.generate import generate_demo_data
-from video2reward.evaluation.data_dir import evaluate_data_dir_with_near_misses
 from video2reward.core.files import write_json
+from video2reward.demo.generate import generate_demo_data
+from video2reward.evaluation.camera import add_camera_shift
+from video2reward.evaluation.data_dir import evaluate_data_dir_with_near_misses
 from video2reward.evaluation.plots import plot_eval_summary
 from video2reward.inference.scoring import score_to_jsonl
+from video2reward.training.config import TrainConfig
 from video2reward.training.train import train_reward_model
 
 HEADS_COMPARED = (TrainConfig.head, "pixel-ridge")  # v2r train's default head, and the floor

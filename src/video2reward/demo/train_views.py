@@ -21,10 +21,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from video2reward.tasks.views import METAWORLD_VIEWS, TRAINING_CAMERA, CameraView
+from video2reward.errors import ConfigError
 from video2reward.tasks.rollout import make_episode
 from video2reward.tasks.task import DemoTask
-from video2reward.errors import ConfigError
+from video2reward.tasks.views import METAWORLD_VIEWS, TRAINING_CAMERA, CameraView
+from video2reward.video.io import write_video
 
 TRAIN_VIEWS = "train_views"  # the folder under a task's data folder
 METAWORLD_CAMERAS = ("topview", "corner", "corner2", "corner3", "corner4", "behindGripper", "gripperPOV")
@@ -52,8 +53,6 @@ def write_train_views(task: DemoTask, task_dir: Path, seed: int, train_dense: di
                       cameras: Sequence[str], short_side: int, fps: float, bar: tqdm) -> None:
     """TASK/train_views/<camera>/ep_XXX.mp4 for each camera: train/'s episodes (file name -> dense signal as in
     train/'s labels, `train_dense`) replayed and rendered from `camera`."""
-    from video2reward.video.io import write_video
-
     for camera in cameras:
         folder = task_dir / TRAIN_VIEWS / camera
         folder.mkdir(parents=True, exist_ok=True)

@@ -17,7 +17,10 @@ from typing import Any
 from torch import nn
 
 from video2reward.encoders.cnn import CNNConfig, CNNEncoder
-from video2reward.encoders.efficientnet import EfficientNetLiteConfig, EfficientNetLiteEncoder
+from video2reward.encoders.efficientnet import (
+    EfficientNetLiteConfig,
+    EfficientNetLiteEncoder,
+)
 from video2reward.encoders.vit import ViTConfig, ViTEncoder
 from video2reward.errors import ConfigError
 

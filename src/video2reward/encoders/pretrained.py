@@ -38,13 +38,21 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from video2reward.core.files import (
+    _PICKLE_SUFFIXES,
+    CONFIG,
+    WEIGHTS,
+    _looks_like_pickle,
+    load_model_dir,
+    load_tensors,
+    read_json,
+    save_tensors,
+    sha256,
+    write_json,
+)
 from video2reward.encoders import ENCODERS, encoder_from_config
 from video2reward.encoders.vit import ViTConfig, ViTEncoder
 from video2reward.errors import ConfigError, ModelFileError
-from video2reward.core.files import (
-    _PICKLE_SUFFIXES, CONFIG, WEIGHTS, _looks_like_pickle, load_model_dir, load_tensors, read_json, save_tensors,
-    sha256, write_json,
-)
 
 ENCODER_WEIGHTS = "encoder.safetensors"
 KIND = "encoder"

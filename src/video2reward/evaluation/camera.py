@@ -32,8 +32,8 @@ from video2reward.evaluation.metrics import (
     success_auroc,
     value_order_correlation,
 )
-from video2reward.inference.relative import relative_goal_progress, use_feature_map
 from video2reward.inference.model import RewardModel
+from video2reward.inference.relative import relative_goal_progress, use_feature_map
 from video2reward.inference.scoring import score_videos
 from video2reward.video.io import find_videos
 

@@ -19,8 +19,8 @@ from video2reward.evaluation.metrics import (
     evaluate,
     load_labels,
 )
-from video2reward.inference.scoring import score_videos
 from video2reward.inference.model import RewardModel
+from video2reward.inference.scoring import score_videos
 from video2reward.video.io import VideoSource, find_videos
 
 

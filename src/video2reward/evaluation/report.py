@@ -34,7 +34,14 @@ import numpy as np
 from PIL import Image
 
 from video2reward.errors import ConfigError, V2RError
-from video2reward.evaluation.metrics import LABELS_FILE, PARTIAL_SPLIT, EvalResult, evaluate, load_labels, spearman
+from video2reward.evaluation.metrics import (
+    LABELS_FILE,
+    PARTIAL_SPLIT,
+    EvalResult,
+    evaluate,
+    load_labels,
+    spearman,
+)
 from video2reward.inference.model import RewardModel
 from video2reward.inference.scoring import ScoredVideo, score_videos
 from video2reward.video.io import VideoSource, iter_frames

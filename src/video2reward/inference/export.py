@@ -42,9 +42,9 @@ import torch
 import torch.nn as nn
 
 from video2reward.errors import ConfigError
-from video2reward.rewards.ensemble import COMBINED_HEADS
 from video2reward.inference.model import RewardModel
 from video2reward.inference.scorer import earlier_frames
+from video2reward.rewards.ensemble import COMBINED_HEADS
 from video2reward.rewards.registry import ENCODER_HEADS
 
 FORMATS = ("torchscript", "onnx")
@@ -122,7 +122,7 @@ def metadata(model: RewardModel, dim: int, quantize: str) -> dict[str, Any]:
 
 
 def trace(scorer: FrameScorer, inputs: tuple[torch.Tensor, ...]) -> torch.jit.ScriptModule:
-    """TorchScript of forward and embed by tracing (batch size stays free: checked in tests/test_export.py)."""
+    """TorchScript of forward and embed by tracing (batch size stays free: checked in tests/inference/test_export.py)."""
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # TracerWarnings of the input-shape checks, which pass for these inputs
         return torch.jit.trace_module(scorer, {"forward": inputs, "embed": inputs[:1]}, check_trace=False)
@@ -169,7 +169,7 @@ def export_onnx(scorer: FrameScorer, inputs: tuple[torch.Tensor, ...], out: Path
     """ONNX through torch's TorchScript-based exporter (needs the `onnx` package: pip install onnx); checked
     against the eager outputs with onnxruntime when it is installed."""
     try:
-        import onnx
+        import onnx  # here: optional (the [export] extra)
     except ImportError:
         raise ConfigError("--format onnx needs the onnx package (pip install onnx, or the project's [export] "
                           "extra); --format torchscript works without it") from None
@@ -186,7 +186,7 @@ def export_onnx(scorer: FrameScorer, inputs: tuple[torch.Tensor, ...], out: Path
         entry.key, entry.value = key, json.dumps(value)
     onnx.save(proto, str(out))
     try:
-        import onnxruntime
+        import onnxruntime  # here: optional (the [export] extra)
     except ImportError:
         return None
     session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])

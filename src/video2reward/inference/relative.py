@@ -1,7 +1,7 @@
 """Relative goal progress: a reward read from a goal image taken with the scoring camera, for a camera move.
 
 A reward model's head learned what the task looks like from the demonstrations' camera; from another camera its
-reading can fail (even turn around: see the README's camera-shift table). What does carry over is a comparison
+reading can fail (even turn around: docs/guides, "Camera moves"). What does carry over is a comparison
 made *inside* the new camera's pictures, between the video's own first frame o_0, the current frame o_t and a
 goal picture g taken with that camera, in the model's encoder features phi (no head). Two readings:
 
@@ -17,22 +17,24 @@ goal picture g taken with that camera, in the model's encoder features phi (no h
   d_t from reaching 0 and its noise sits in every frame's reward.
 
 phi is the encoder's last feature map, flattened, where the encoder has one (`spatial`: cnn, efficientnet-lite0;
-it keeps where things are in the new camera's picture), else the pooled vector the head reads. Measured in the
-README's camera-shift table: with the frozen ImageNet EfficientNet-Lite0 at 128 px, the projection of the feature
-map reads the four Meta-World demo tasks from unseen cameras at VOC 0.873-0.959, where the distance of pooled
-features gets 0.462-0.930. It needs features that see the scene rather than the pixels (ImageNet features, or a
-CNN trained with `--view-augment`) and a goal image from the new camera (`--goal`).
+it keeps where things are in the new camera's picture), else the pooled vector the head reads. It needs features
+that see the scene rather than the pixels (ImageNet features, or a CNN trained with `--view-augment`) and a goal
+image from the new camera (`--goal`); how well each reading carries is measured by bench/camera_views.py.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from video2reward.errors import ConfigError
 from video2reward.inference.model import RewardModel
-from video2reward.video.io import read_frames
+from video2reward.video.io import find_videos, probe, read_frames
 
 EPS = 1e-8
 READINGS = ("projection", "distance")
@@ -77,13 +79,6 @@ def relative_to_jsonl(model: RewardModel, paths, goal: str | os.PathLike, out: s
     """`v2r score --goal IMAGE --relative [--relative-reading R] [--relative-features map]`: one line per video
     under `paths`, {"video", "rewards" (relative goal progress, one per frame), "fps"}, written atomically to
     `out`. Returns the number of videos."""
-    import json
-    import tempfile
-    from pathlib import Path
-
-    from video2reward.errors import ConfigError
-    from video2reward.video.io import find_videos, probe
-
     out = Path(out)
     if out.is_dir():
         raise ConfigError(f"{out}: is a folder; give --out a file name, e.g. {out / 'rewards.jsonl'}")

@@ -20,13 +20,11 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 import torch
-
-if TYPE_CHECKING:  # type names only: inference/model.py imports this module
-    from video2reward.inference.model import RewardModel
+import torch.nn as nn
 
 # Frames per forward pass. Smaller batches stay in cache; the speed bench (bench/speed.py) measures the effect.
 SCORE_BATCH = 64
@@ -73,6 +71,19 @@ def earlier_frames(t: torch.Tensor, motion_gap: int, context: int) -> torch.Tens
     return None
 
 
+class Scorable(Protocol):
+    """What the scorer reads of a model (a RewardModel, inference/model.py, is one)."""
+
+    head: nn.Module
+    device: torch.device
+    motion_gap: int  # frames back to the motion partner (0: none)
+    context: int  # K frames a temporal head reads (1: none)
+    has_success: bool  # the head has predict_success
+    has_epistemic: bool  # the head has predict_with_epistemic (an ensemble)
+
+    def embed(self, frames: torch.Tensor) -> torch.Tensor: ...  # (B, 3, S, S) float -> (B, D), under autocast
+
+
 @dataclass
 class _Stream:
     """One stream's context: its first frame's features, the features of its last few frames, how many frames
@@ -93,7 +104,7 @@ class Scorer:
         the model's weights changed in place (online refinement).
     """
 
-    def __init__(self, model: "RewardModel", goal: torch.Tensor | None = None, batch_size: int = SCORE_BATCH,
+    def __init__(self, model: Scorable, goal: torch.Tensor | None = None, batch_size: int = SCORE_BATCH,
                  keep_frames: bool = False):
         self.model, self.batch_size, self.keep_frames = model, int(batch_size), keep_frames
         self.goal = None if goal is None else goal.to(model.device)

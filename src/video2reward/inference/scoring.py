@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from video2reward.errors import ConfigError, V2RError, VideoError
-from video2reward.evaluation.plots import plot_reward_curve, thumbnail_indices
 from video2reward.core.preflight import check_output_folder
+from video2reward.errors import ConfigError, V2RError, VideoError
 from video2reward.inference.model import RewardModel
+from video2reward.inference.plots import plot_reward_curve, thumbnail_indices
 from video2reward.inference.scorer import SCORE_BATCH, Rewards, Scorer
 from video2reward.video.chunk_loader import iter_chunks
 from video2reward.video.io import VideoSource, find_videos, iter_frames

@@ -21,7 +21,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from video2reward.encoders.vit import Block, ViTEncoder, interpolate_pos_embed, sincos_pos_embed
+from video2reward.encoders.vit import (
+    Block,
+    ViTEncoder,
+    interpolate_pos_embed,
+    sincos_pos_embed,
+)
 from video2reward.errors import ConfigError
 from video2reward.objectives.base import Objective, feature_std, to_float
 from video2reward.video.frame_sampler import FrameBatch

@@ -102,6 +102,11 @@ class HeadEnsemble(nn.Module):
         mu, sigma, _ = self.predict_with_epistemic(current, initial, goal, previous)
         return mu, sigma
 
+    def distill_output(self, current: torch.Tensor, initial: torch.Tensor, goal: torch.Tensor | None = None,
+                       previous: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """What a distilled student matches: the Normal (mu, sigma) of the members' mean."""
+        return self.predict(current, initial, goal, previous)
+
     def _predict_success(
         self, current: torch.Tensor, initial: torch.Tensor | None = None, goal: torch.Tensor | None = None,
         previous: torch.Tensor | None = None,

@@ -33,14 +33,18 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from video2reward.video.head_sampling import VIPBatch
+from video2reward.core.options import option
+from video2reward.rewards.base import HeadEntry
+from video2reward.rewards.clips import VIPBatch, vip_sampler
 
 NORM_EPS = 1e-8  # under the square root of the distance, so its gradient stays finite at distance 0
 
 
 @dataclass
 class GoalDistanceConfig:
-    gamma: float = 0.98  # VIP discount (the reference code's default)
+    """Options of the goal-distance head (`v2r train --goal-distance-FIELD`)."""
+
+    gamma: float = option(0.98, "discount gamma of the VIP value-implicit objective (the reference code's default)")
 
 
 def goal_value(phi: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
@@ -102,6 +106,11 @@ class GoalDistanceHead(nn.Module):
             }
         return loss, metrics
 
+    def distill_output(self, current: torch.Tensor, initial: torch.Tensor, goal: torch.Tensor | None = None,
+                       previous: torch.Tensor | None = None) -> torch.Tensor:
+        """What a distilled student matches: the reward mu (squared error)."""
+        return self.predict(current, initial, goal)[0]
+
     @torch.no_grad()
     def set_goal(self, goal_frames: torch.Tensor, batch_size: int = 256) -> None:
         """Store the mean phi of `goal_frames` (G, 3, S, S) float as the default goal."""
@@ -121,3 +130,8 @@ class GoalDistanceHead(nn.Module):
         mu = (self.d_start.cpu() - torch.cat(distances)) / span
         t = torch.cat([times.cpu().float() for _, times in videos])
         self.residual_std.fill_(float((mu - t).pow(2).mean().sqrt().clamp(min=1e-3)))
+
+
+ENTRY = HeadEntry("goal-distance", GoalDistanceHead, GoalDistanceConfig, vip_sampler, negatives=False,
+                  distill="value", summary="VIP: distance to the goal in an embedding trained with the "
+                                           "value-implicit objective")

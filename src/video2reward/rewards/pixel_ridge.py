@@ -12,12 +12,17 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from video2reward.core.options import option
+from video2reward.rewards.base import HeadEntry
+
 
 @dataclass
 class PixelRidgeConfig:
-    pixels: int = 16  # frames are area-downscaled to pixels x pixels before PCA
-    components: int = 32  # principal components kept
-    alpha: float = 1.0  # ridge L2 penalty
+    """Options of the pixel-ridge floor (`v2r train --pixel-ridge-FIELD`)."""
+
+    pixels: int = option(16, "frames are area-downscaled to pixels x pixels before PCA")
+    components: int = option(32, "principal components of the downscaled pixels")
+    alpha: float = option(1.0, "L2 penalty of the ridge regression")
 
 
 class PixelRidge(nn.Module):
@@ -80,3 +85,8 @@ class PixelRidge(nn.Module):
         self.bias.fill_(float(y_mean))
         self.residual_std.fill_(float(residual.std().clamp(min=1e-3)))
         return {"train_rmse": float(residual.pow(2).mean().sqrt()), "components": float(k)}
+
+
+ENTRY = HeadEntry("pixel-ridge", PixelRidge, PixelRidgeConfig, None, negatives=False, distill=None,
+                  summary="PCA of raw pixels + ridge on time, fitted in closed form: the floor baseline",
+                  encoder=False)

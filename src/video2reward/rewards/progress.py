@@ -11,33 +11,44 @@ via push-back", applied there online to the agent's own rollouts, here offline t
 prediction with its mean scaled down by `pushback` (beta < 1), taken as a constant:
 KL(N(beta * mu', sigma') || N(mu, sigma)) with (mu', sigma') = stop_gradient(mu, sigma). Every step pulls the
 failed frames' progress down by a factor beta (and widens their sigma a little); the demonstrations hold their
-own frames up. Failed frames unlike any demonstration frame go to ~0 (in a test, a pink square crossing the
-frame where the demonstrations move a white one: mean mu 0.39 and max 0.75 without, 0.03 and 0.10 with).
-Failed frames that look like a demonstration's early part settle lower together with that part (a square
-stalled at 30% of the way: the demonstrations' first 30% fell from 0.04-0.27 to 0.04-0.10 in a test run,
-VOC unchanged); `negative_weight` sets the balance.
+own frames up. Failed frames unlike any demonstration frame go towards 0; failed frames that look like a
+demonstration's early part settle lower together with that part (tests/rewards/test_progress.py checks both);
+`negative_weight` sets the balance.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from video2reward.video.sampling import TripletBatch
+from video2reward.core.options import option
+from video2reward.rewards.base import BatchPlan, HeadEntry
+from video2reward.rewards.triplets import (
+    FailedTripletSampler,
+    TripletBatch,
+    TripletSampler,
+)
 
 SIGMA_FLOOR = 1e-3  # the predicted std never reaches 0, so the KL stays finite
 
 
 @dataclass
 class ProgressConfig:
-    hidden: int = 256  # width of the MLP on the (initial, current, goal) features
-    sigma_min: float = 0.02  # floor of the target std
-    motion_gap: int = 0  # > 0: the head also sees z(t) - z(t - gap), the motion of the current frame
-    pushback: float = 0.9  # failed frames' target mean = this * the predicted mean (PROGRESSOR's beta)
-    negative_weight: float = 1.0  # weight of the failed frames' push-back term in the loss
+    """Options of the progress head (`v2r train --progress-FIELD`)."""
+
+    hidden: int = option(256, "width of the MLP on the (initial, current, goal) features")
+    sigma_min: float = option(0.02, "floor of the target progress std; the target std is max(sigma_min, "
+                              "0.5 / (t_goal - t_initial)), so it shrinks as the frame gap grows")
+    motion_gap: int = option(4, "the head also sees z(t) - z(t - gap), the change of the current frame's features "
+                             "since this many frames earlier (frame 0 for the first frames), so a frame is read "
+                             "with its motion, not only its pose; 0 = single frames")
+    pushback: float = option(0.9, "with --negatives: a failed frame's target is its predicted progress times "
+                             "this (PROGRESSOR's push-back factor beta < 1)")
+    negative_weight: float = option(1.0, "weight of the failed frames' push-back term in the loss")
 
 
 def normal_kl(mu_p: torch.Tensor, sigma_p: torch.Tensor, mu_q: torch.Tensor, sigma_q: torch.Tensor) -> torch.Tensor:
@@ -115,9 +126,32 @@ class ProgressHead(nn.Module):
             }
         return loss, metrics
 
+    def distill_output(self, current: torch.Tensor, initial: torch.Tensor, goal: torch.Tensor | None = None,
+                       previous: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """What a distilled student matches: the Normal (mu, sigma) over progress."""
+        return self.predict(current, initial, goal, previous)
+
     @torch.no_grad()
     def set_goal(self, goal_frames: torch.Tensor, batch_size: int = 256) -> None:
         """Store the mean embedding of `goal_frames` (G, 3, S, S) float as the default goal."""
         feats = torch.cat([self.embed(chunk) for chunk in goal_frames.split(batch_size)])
         self.goal.copy_(feats.mean(dim=0))
+
+
+def sampler(options: ProgressConfig, plan: BatchPlan, demos: Sequence, negatives: Sequence
+            ) -> TripletSampler | FailedTripletSampler:
+    """(initial, current, goal) triplets of the demonstrations, with each frame's motion partner; failed videos'
+    triplets appended to every batch for the push-back term."""
+    per_video = plan.frames_per_video * (2 if options.motion_gap > 0 else 1)  # motion partners are encoded too
+    triplets = TripletSampler(list(demos), frames_per_video=plan.frames_per_video,
+                              videos_per_batch=max(1, plan.batch_size // per_video),
+                              triplets_per_video=plan.items_per_video, motion_gap=options.motion_gap)
+    if negatives:
+        return FailedTripletSampler(triplets, list(negatives), videos_per_batch=plan.negative_videos)
+    return triplets
+
+
+ENTRY = HeadEntry("progress", ProgressHead, ProgressConfig, sampler, negatives=True, distill="normal",
+                  summary="Video2Reward goal-conditioned progress: a Normal over how far the frame is from the "
+                          "first frame to the goal, trained with KL")
 

@@ -22,14 +22,19 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from video2reward.video.head_sampling import ClipBatch
+from video2reward.core.options import option
+from video2reward.rewards.base import HeadEntry
+from video2reward.rewards.clips import ClipBatch, clip_sampler
 
 
 @dataclass
 class RankConfig:
-    hidden: int = 256  # width of the MLP on a frame's features
-    late_fraction: float = 0.5  # expert frames at normalised time >= this rank above every failed frame
-    negative_weight: float = 1.0  # weight of the failed-frame pairs in the loss
+    """Options of the rank head (`v2r train --rank-FIELD`)."""
+
+    hidden: int = option(256, "width of the MLP on a frame's features")
+    late_fraction: float = option(0.5, "with --negatives: demonstration frames at normalised time >= this are "
+                                  "ranked above every failed frame")
+    negative_weight: float = option(1.0, "weight of the failed-frame pairs in the loss")
 
 
 def bradley_terry_loss(scores: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
@@ -129,6 +134,11 @@ class RankHead(nn.Module):
             metrics["pair_accuracy"] = (diff[ordered] > 0).float().mean().item() if ordered.any() else 0.0
         return loss, {"loss": loss.item(), **metrics}
 
+    def distill_output(self, current: torch.Tensor, initial: torch.Tensor | None = None,
+                       goal: torch.Tensor | None = None, previous: torch.Tensor | None = None) -> torch.Tensor:
+        """What a distilled student matches: the calibrated logit a * s + b (the reward is its sigmoid)."""
+        return self.scale * self.score(current) + self.shift
+
     @torch.no_grad()
     def calibrate(self, videos: Sequence[tuple[torch.Tensor, torch.Tensor]], batch_size: int = 256) -> None:
         """Fit the Platt scaling on demonstration frames: `videos` holds, per demonstration, its frames
@@ -142,3 +152,7 @@ class RankHead(nn.Module):
         self.shift.fill_(b)
         mu = torch.sigmoid(a * s + b)
         self.residual_std.fill_(float((mu - t).pow(2).mean().sqrt().clamp(min=1e-3)))
+
+
+ENTRY = HeadEntry("rank", RankHead, RankConfig, clip_sampler, negatives=True, distill="logit",
+                  summary="Rank2Reward: later frames outrank earlier ones (Bradley-Terry), calibrated to [0, 1]")

@@ -1,34 +1,76 @@
-"""The reward heads by name: what `v2r train --head` takes and what a model file's config.json records, and how
-a head is rebuilt from that config."""
+"""The reward heads by name: what `v2r train --head` takes and a model file's config.json records. One entry per
+head (`HeadEntry`, rewards/base.py), defined in the head's own file beside its config and sampler; combined
+heads (an ensemble of heads of different kinds, rewards/ensemble.py) are listed in COMBINED_HEADS.
+
+    entry = HEADS["progress"]
+    head = new_head("progress", head_options("progress", {"motion_gap": 2}), encoder)
+    sampler = entry.sampler(head.config, BatchPlan(), demos, negatives)
+"""
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any
 
 import torch.nn as nn
 
 from video2reward.encoders import encoder_from_config
-from video2reward.errors import ModelFileError
+from video2reward.errors import ConfigError, ModelFileError
+from video2reward.rewards import (
+    goal_distance,
+    pixel_ridge,
+    progress,
+    rank,
+    success,
+    temporal,
+    temporal_distance,
+)
+from video2reward.rewards.base import HeadEntry
 from video2reward.rewards.ensemble import COMBINED_HEADS, HeadEnsemble
-from video2reward.rewards.goal_distance import GoalDistanceConfig, GoalDistanceHead
-from video2reward.rewards.pixel_ridge import PixelRidge, PixelRidgeConfig
-from video2reward.rewards.progress import ProgressConfig, ProgressHead
-from video2reward.rewards.rank import RankConfig, RankHead
-from video2reward.rewards.success import SuccessConfig, SuccessHead
-from video2reward.rewards.temporal import TemporalConfig, TemporalProgressHead
-from video2reward.rewards.temporal_distance import TemporalDistanceConfig, TemporalDistanceHead
 
-
-# Reward heads on a frame encoder: name -> (config dataclass, head class taking (encoder, config)).
+HEADS: dict[str, HeadEntry] = {entry.name: entry for entry in (
+    progress.ENTRY, temporal.ENTRY, rank.ENTRY, goal_distance.ENTRY, temporal_distance.ENTRY, success.ENTRY,
+    pixel_ridge.ENTRY,
+)}
+# The heads on a frame encoder: name -> (config dataclass, head class taking (encoder, config)).
 ENCODER_HEADS: dict[str, tuple[type, type[nn.Module]]] = {
-    "progress": (ProgressConfig, ProgressHead),
-    "temporal": (TemporalConfig, TemporalProgressHead),
-    "rank": (RankConfig, RankHead),
-    "goal-distance": (GoalDistanceConfig, GoalDistanceHead),
-    "temporal-distance": (TemporalDistanceConfig, TemporalDistanceHead),
-    "success": (SuccessConfig, SuccessHead),
-}
+    name: (entry.config, entry.head) for name, entry in HEADS.items() if entry.encoder}
+HEAD_NAMES: tuple[str, ...] = ("progress", *COMBINED_HEADS, *(name for name in HEADS if name != "progress"))
+
+
+def member_kinds(kind: str) -> tuple[str, ...]:
+    """The single heads a `--head` trains: its members for a combined head, else itself."""
+    return COMBINED_HEADS.get(kind, (kind,))
+
+
+def learns_from_negatives(kind: str) -> bool:
+    """Whether `--head kind` learns from failed videos (--negatives): every member does."""
+    return all(HEADS[k].negatives for k in member_kinds(kind))
+
+
+def distill_kind(kind: str) -> str | None:
+    """What a student of a `kind` teacher matches (rewards/base.py DISTILL_KINDS); a combined head's mean Normal."""
+    return "normal" if kind in COMBINED_HEADS else HEADS[kind].distill
+
+
+def head_options(kind: str, given: Mapping[str, Any] | None = None) -> Any:
+    """The options dataclass of head `kind`, its fields overridden by `given` (field name -> value)."""
+    entry = HEADS[kind]
+    given = dict(given or {})
+    fields = {f.name for f in dataclasses.fields(entry.config)}
+    unknown = sorted(set(given) - fields)
+    if unknown:
+        raise ConfigError(f"unknown option(s) {', '.join(unknown)} for the {kind} head; its options: "
+                          f"{', '.join(sorted(fields))}")
+    return entry.config(**given)
+
+
+def new_head(kind: str, options: Any, encoder: nn.Module | None = None) -> nn.Module:
+    """A fresh (untrained) head `kind` with `options` (its config dataclass) on `encoder`."""
+    entry = HEADS[kind]
+    return entry.head(encoder, options) if entry.encoder else entry.head(options)
 
 
 def build_head(config: dict[str, Any]) -> nn.Module:
@@ -40,19 +82,18 @@ def build_head(config: dict[str, Any]) -> nn.Module:
             raise ModelFileError(f"a {kind!r} model config must list its members {COMBINED_HEADS[kind]}")
         return HeadEnsemble([build_head({**config, "head": e["head"], "head_config": e.get("head_config", {}),
                                          "members": None}) for e in entries])
+    if kind not in HEADS:
+        raise ModelFileError(f"unknown reward head {kind!r} in the model config (known: {', '.join(HEAD_NAMES)})")
     members = int(config.get("ensemble", 1))
     if members > 1:
-        if kind not in ENCODER_HEADS:
+        if not HEADS[kind].encoder:
             raise ModelFileError(f"the model config asks for an ensemble of {kind!r} heads, which v2r cannot build")
         return HeadEnsemble([build_head({**config, "ensemble": 1}) for _ in range(members)])
-    if kind in ENCODER_HEADS:
-        config_cls, head_cls = ENCODER_HEADS[kind]
+    options = HEADS[kind].config(**config.get("head_config", {}))
+    encoder = None
+    if HEADS[kind].encoder:
         encoder = encoder_from_config(config["encoder"]["name"], config["encoder"]["config"])
-        return head_cls(encoder, config_cls(**config.get("head_config", {})))
-    if kind == "pixel-ridge":
-        return PixelRidge(PixelRidgeConfig(**config.get("head_config", {})))
-    known = ", ".join([*ENCODER_HEADS, *COMBINED_HEADS, "pixel-ridge"])
-    raise ModelFileError(f"unknown reward head {kind!r} in the model config (known: {known})")
+    return new_head(kind, options, encoder)
 
 
 def head_config_dict(head: nn.Module) -> dict[str, Any]:

@@ -18,15 +18,21 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from video2reward.video.head_sampling import ClipBatch
+from video2reward.core.options import option
+from video2reward.rewards.base import HeadEntry
+from video2reward.rewards.clips import ClipBatch, clip_sampler
 
 SIGMA_FLOOR = 1e-3
 
 
 @dataclass
 class SuccessConfig:
-    hidden: int = 256  # width of the MLP on a frame's features
-    success_fraction: float = 0.1  # a demonstration's frames at normalised time >= 1 - this are positives
+    """Options of the success head (`v2r train --success-FIELD`)."""
+
+    hidden: int = option(256, "width of the MLP on a frame's features")
+    success_fraction: float = option(0.1, "a demonstration's frames in this last fraction of its time are the "
+                                     "positives (the task done); earlier ones and failed videos are negatives",
+                                     flag="fraction")
 
 
 def success_labels(time: torch.Tensor, failed: torch.Tensor, success_fraction: float) -> torch.Tensor:
@@ -74,6 +80,11 @@ class SuccessHead(nn.Module):
         p = self.predict_success(current)
         return p, (p * (1 - p)).sqrt() + SIGMA_FLOOR
 
+    def distill_output(self, current: torch.Tensor, initial: torch.Tensor | None = None,
+                       goal: torch.Tensor | None = None, previous: torch.Tensor | None = None) -> torch.Tensor:
+        """What a distilled student matches: the success logit."""
+        return self.mlp(current).squeeze(-1)
+
     def forward(self, batch: ClipBatch) -> tuple[torch.Tensor, dict[str, float]]:
         """batch.frames must already be float in [0, 1] (augmented by the caller)."""
         logits = self.mlp(self.embed(batch.frames)).squeeze(-1)  # (N,)
@@ -89,3 +100,8 @@ class SuccessHead(nn.Module):
                 "pos_weight": float(pos_weight),
             }
         return loss, metrics
+
+
+ENTRY = HeadEntry("success", SuccessHead, SuccessConfig, clip_sampler, negatives=True, distill="logit",
+                  summary="a detector of the task done (the last --success-fraction of each "
+                          "demonstration); reward = its probability, also written as success_prob")

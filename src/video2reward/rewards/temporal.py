@@ -22,30 +22,45 @@ RewardModel.score (chunks) and the RL wrapper (step by step) give the same rewar
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from video2reward.core.options import option
 from video2reward.errors import ConfigError
+from video2reward.rewards.base import BatchPlan, HeadEntry
 from video2reward.rewards.progress import SIGMA_FLOOR, normal_kl, target_sigma
 from video2reward.rewards.sequence_layers import SEQUENCES, build_sequence
-from video2reward.video.window_sampling import WindowBatch
+from video2reward.rewards.windows import WindowBatch, WindowSampler
 
 
 @dataclass
 class TemporalConfig:
-    context: int = 8  # K: frames in the window (the current frame and its K-1 predecessors)
-    sequence: str = "stack"  # the causal sequence model over the window: stack, transformer or ssm
-    width: int = 64  # token width d of the sequence model
-    layers: int = 2  # transformer blocks / SSM layers (the frame stack has one MLP)
-    heads: int = 4  # attention heads (transformer)
-    state: int = 16  # state size N per channel (ssm)
-    hidden: int = 256  # width of the progress MLP
-    sigma_min: float = 0.02  # floor of the target std (as ProgressConfig)
-    pushback: float = 0.9  # failed frames' target mean = this * the predicted mean (PROGRESSOR's beta)
-    negative_weight: float = 1.0  # weight of the failed frames' push-back term in the loss
+    """Options of the temporal head (`v2r train --temporal-FIELD`)."""
+
+    context: int = option(8, "K: frames the head reads per reward, the current one and its K-1 predecessors "
+                          "(frames before a video's first are its first frame, so every frame gets a reward); the "
+                          "reward at frame t uses frames t-K+1 .. t only")
+    sequence: str = option("stack", "the causal sequence model over the window: 'stack' (the K embeddings side by "
+                           "side into an MLP: DQN's frame stack), 'transformer' (causal self-attention) or 'ssm' (a "
+                           "diagonal selective state-space layer, S4/Mamba-style)",
+                           choices=("stack", "transformer", "ssm"))
+    width: int = option(64, "token width d of the sequence model")
+    layers: int = option(2, "transformer blocks / SSM layers (the frame stack has one MLP)")
+    heads: int = option(4, "attention heads (transformer)")
+    state: int = option(16, "state size N per channel (ssm)")
+    hidden: int = option(256, "width of the progress MLP")
+    sigma_min: float = option(0.02, "floor of the target progress std (as --progress-sigma-min)")
+    pushback: float = option(0.9, "with --negatives: a failed window's target is its predicted progress times this "
+                             "(PROGRESSOR's push-back factor beta < 1)")
+    negative_weight: float = option(1.0, "weight of the failed windows' push-back term in the loss")
+    speed_min: float = option(0.5, "training windows are played at a speed drawn log-uniformly from "
+                              "[speed_min, speed_max] (frame-skip augmentation: 2 = every second frame), so a "
+                              "slower or faster demonstrator is not punished")
+    speed_max: float = option(2.0, "the fastest training playback speed (see --temporal-speed-min)")
 
 
 class TemporalProgressHead(nn.Module):
@@ -56,9 +71,9 @@ class TemporalProgressHead(nn.Module):
         self.config = config or TemporalConfig()
         c = self.config
         if c.sequence not in SEQUENCES:
-            raise ConfigError(f"--sequence {c.sequence}: choose one of {', '.join(SEQUENCES)}")
+            raise ConfigError(f"--temporal-sequence {c.sequence}: choose one of {', '.join(SEQUENCES)}")
         if c.context < 2:
-            raise ConfigError(f"--context {c.context}: the temporal head needs at least 2 frames "
+            raise ConfigError(f"--temporal-context {c.context}: the temporal head needs at least 2 frames "
                               f"(1 frame is --head progress)")
         self.encoder = encoder
         d = encoder.dim
@@ -124,8 +139,32 @@ class TemporalProgressHead(nn.Module):
                        "sigma": sigma[expert].mean().item(), **metrics}
         return loss, metrics
 
+    def distill_output(self, current: torch.Tensor, initial: torch.Tensor, goal: torch.Tensor | None = None,
+                       previous: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """What a distilled student matches: the Normal (mu, sigma) over progress."""
+        return self.predict(current, initial, goal, previous)
+
     @torch.no_grad()
     def set_goal(self, goal_frames: torch.Tensor, batch_size: int = 256) -> None:
         """Store the mean embedding of `goal_frames` (G, 3, S, S) float as the default goal."""
         feats = torch.cat([self.embed(chunk) for chunk in goal_frames.split(batch_size)])
         self.goal.copy_(feats.mean(dim=0))
+
+
+def sampler(options: TemporalConfig, plan: BatchPlan, demos: Sequence, negatives: Sequence) -> WindowSampler:
+    """Windows of `context` frames: per video two clips of frames_per_video / 2 consecutive windows (each clip's
+    frames encoded once), as many videos as fit in batch_size frames, plus failed videos' windows."""
+    if not 0 < options.speed_min <= options.speed_max:
+        raise ConfigError(f"--temporal-speed-min {options.speed_min} / --temporal-speed-max {options.speed_max}: "
+                          f"need 0 < min <= max")
+    windows = WindowSampler(list(demos), list(negatives), context=options.context, clips_per_video=2,
+                            windows_per_clip=max(1, plan.frames_per_video // 2),
+                            negative_videos_per_batch=plan.negative_videos, speed_min=options.speed_min,
+                            speed_max=options.speed_max)
+    windows.videos_per_batch = max(1, plan.batch_size // windows.frames_per_video)
+    return windows
+
+
+ENTRY = HeadEntry("temporal", TemporalProgressHead, TemporalConfig, sampler, negatives=True, distill="normal",
+                  summary="progress read from the last --temporal-context frames by a causal sequence model: sees "
+                          "motion, not only pose")

@@ -20,15 +20,19 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from video2reward.video.head_sampling import ClipBatch
+from video2reward.core.options import option
+from video2reward.rewards.base import HeadEntry
+from video2reward.rewards.clips import ClipBatch, clip_sampler
 
 SIGMA_FLOOR = 1e-3
 
 
 @dataclass
 class TemporalDistanceConfig:
-    hidden: int = 256  # width of the MLP on the (frame i, frame j) features
-    bins: int = 21  # bins of the signed normalised time gap on [-1, 1]
+    """Options of the temporal-distance head (`v2r train --temporal-distance-FIELD`)."""
+
+    hidden: int = option(256, "width of the MLP on the (frame i, frame j) features")
+    bins: int = option(21, "bins of the signed normalised time gap on [-1, 1]")
 
 
 def bin_centres(bins: int) -> torch.Tensor:
@@ -80,6 +84,11 @@ class TemporalDistanceHead(nn.Module):
         var = p @ self.centres.pow(2) - mu.pow(2)  # sum_k p_k c_k^2 - mu^2
         return mu, var.clamp(min=0).sqrt() + SIGMA_FLOOR
 
+    def distill_output(self, current: torch.Tensor, initial: torch.Tensor, goal: torch.Tensor | None = None,
+                       previous: torch.Tensor | None = None) -> torch.Tensor:
+        """What a distilled student matches: the time-gap logits (B, bins) from the initial to the current frame."""
+        return self.logits(initial, current)
+
     def forward(self, batch: ClipBatch) -> tuple[torch.Tensor, dict[str, float]]:
         """batch.frames must already be float in [0, 1] (augmented by the caller)."""
         z = self.embed(batch.frames)  # (N, D): each frame encoded once, shared by every pair using it
@@ -95,3 +104,8 @@ class TemporalDistanceHead(nn.Module):
                 "mae": (expected - gap).abs().mean().item(),
             }
         return loss, metrics
+
+
+ENTRY = HeadEntry("temporal-distance", TemporalDistanceHead, TemporalDistanceConfig, clip_sampler,
+                  negatives=False, distill="bins", summary="TimeRewarder: the time gap between two frames as a "
+                                                           "distribution over bins; reward = the gap from the first frame")

@@ -19,6 +19,7 @@ every `target_update_interval` steps. The agent's weights are saved as safetenso
 from __future__ import annotations
 
 import csv
+import importlib
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,13 +27,26 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import torch
+from stable_baselines3 import DQN, SAC
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+from stable_baselines3.common.monitor import Monitor
 from tqdm import tqdm
 
-from video2reward.training.config import RLConfig
-from video2reward.errors import ConfigError
 from video2reward.core.files import save_tensors, write_json
 from video2reward.core.preflight import check_output_folder
+from video2reward.errors import ConfigError
+from video2reward.inference.model import RewardModel
+from video2reward.rl.config import RLConfig
 from video2reward.rl.envs import EnvSpec, TaskInfo, env_spec
+from video2reward.rl.refine import (
+    AgentFrameBuffer,
+    AgentFrames,
+    RewardRefiner,
+    check_refinable,
+    refinement_videos,
+)
+from video2reward.rl.report import plot_learning_curves, write_episode_video
+from video2reward.rl.wrapper import LearnedReward
 
 EVAL_FIELDS = ("step", "success_rate", "env_return", "learned_return", "episode_length", "wall_s")
 REFINE_FIELDS = ("step", "loss", "expert_mae", "agent_mu_before", "agent_mu", "pushback", "agent_frames",
@@ -53,25 +67,17 @@ class EvalRow:
 def make_env(spec: EnvSpec, reward_model, config: RLConfig, frames=None) -> gym.Env:
     """The training/evaluation env: true success and env reward in info, the learned reward as reward;
     with `frames` (an rl.refine.AgentFrameBuffer), the frames the reward was scored on are kept there."""
-    from stable_baselines3.common.monitor import Monitor
-
     env = TaskInfo(spec.make("rgb_array"), spec)  # frames are rendered only when asked for
     if reward_model is not None:
-        from video2reward.rl.wrapper import LearnedReward
-
         env = learned = LearnedReward(env, reward_model, reward=config.reward_mode, k=config.k,
                                       offset=-1.0 if config.reward_mode != "shaping" else 0.0)
         if frames is not None:
-            from video2reward.rl.refine import AgentFrames
-
             env = AgentFrames(learned, learned, frames)
     return Monitor(env)
 
 
 def learned_reward_of(env: gym.Env):
     """The LearnedReward inside a wrapper chain (None if there is none)."""
-    from video2reward.rl.wrapper import LearnedReward
-
     while env is not None:
         if isinstance(env, LearnedReward):
             return env
@@ -81,8 +87,6 @@ def learned_reward_of(env: gym.Env):
 
 def tensorboard_available() -> bool:
     """Whether torch.utils.tensorboard works here (it needs the `tensorboard` package)."""
-    import importlib
-
     try:
         importlib.import_module("torch.utils.tensorboard")
     except ImportError:
@@ -91,8 +95,6 @@ def tensorboard_available() -> bool:
 
 
 def build_agent(algo: str, env: gym.Env, config: RLConfig, tensorboard_log: str | None = None):
-    from stable_baselines3 import DQN, SAC
-
     if algo == "dqn":
         return DQN("MlpPolicy", env, learning_rate=config.dqn_lr, buffer_size=config.dqn_buffer,
                    batch_size=config.dqn_batch, learning_starts=config.dqn_learning_starts, gamma=config.dqn_gamma,
@@ -131,10 +133,6 @@ def evaluate(agent, env: gym.Env, episodes: int, seed: int, record: bool = False
 def train_agent(task: str, reward: str, out: str | Path, config: RLConfig | None = None,
                 progress: bool = True) -> list[EvalRow]:
     """Train on `task` with the learned reward model at `reward` (or 'env'); log evaluations to OUT."""
-    from stable_baselines3.common.callbacks import BaseCallback, CallbackList
-
-    import video2reward
-
     config = config or RLConfig()
     out = Path(out)
     check_output_folder(out, "the run")  # before the first environment step, not after hours of them
@@ -145,11 +143,9 @@ def train_agent(task: str, reward: str, out: str | Path, config: RLConfig | None
     if (algo == "dqn") != discrete:
         raise ConfigError(f"--algo {algo} does not fit {task}: its actions are "
                           f"{'discrete (use dqn)' if discrete else 'continuous (use sac)'}")
-    model = None if reward == "env" else video2reward.load(reward)
+    model = None if reward == "env" else RewardModel.load(reward)
     refiner = None
     if config.refine:
-        from video2reward.rl.refine import AgentFrameBuffer, RewardRefiner, check_refinable, refinement_videos
-
         if model is None:
             raise ConfigError("--refine refines a learned reward: give a model folder as --reward, not 'env'")
         if config.refine_every < 1 or config.refine_steps < 1:
@@ -161,7 +157,9 @@ def train_agent(task: str, reward: str, out: str | Path, config: RLConfig | None
     eval_env = make_env(spec, model, config)
     writer = None
     if tensorboard_available():
-        from torch.utils.tensorboard import SummaryWriter
+        from torch.utils.tensorboard import (
+            SummaryWriter,  # here: tensorboard is optional (tensorboard_available)
+        )
 
         writer = SummaryWriter(str(out / "tb"))  # eval/* and refine/*; SB3 writes its own run beside it
     else:
@@ -250,16 +248,12 @@ def train_agent(task: str, reward: str, out: str | Path, config: RLConfig | None
         run_eval(agent.num_timesteps)  # the final policy (SB3 may overshoot `steps` by < train_freq)
     save_agent(agent, out, task, reward, algo, config, interrupted)
     if refiner is not None:
-        from video2reward.inference.model import RewardModel
-
         refined = {**model.config, "refinement": {**refiner.summary(), "from": str(reward), "task": task,
                                                   "algo": algo, "timesteps": int(agent.num_timesteps)}}
         RewardModel(model.head, refined, model.device).save(out / "reward_model")
     if writer is not None:
         writer.close()
     _, frames = evaluate(agent, eval_env, 1, seed=20_000, record=True)
-    from video2reward.rl.report import plot_learning_curves, write_episode_video
-
     plot_learning_curves([out], out / "learning_curve.png")
     write_episode_video(frames, out / "eval_episode.mp4")
     return rows

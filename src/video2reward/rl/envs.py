@@ -15,6 +15,9 @@ from typing import Any
 import gymnasium as gym
 
 from video2reward.errors import ConfigError
+from video2reward.tasks import TASKS
+from video2reward.tasks.metaworld import make_metaworld_env
+from video2reward.tasks.task import headless
 
 SuccessFn = Callable[[gym.Env, dict], bool]
 
@@ -41,9 +44,6 @@ def _info_success(env: gym.Env, info: dict) -> bool:
 
 
 def _demo_spec(name: str) -> EnvSpec | None:
-    from video2reward.tasks import TASKS
-    from video2reward.tasks.task import headless
-
     task = TASKS.get(name)
     if task is None:
         return None
@@ -60,16 +60,10 @@ def _demo_spec(name: str) -> EnvSpec | None:
 
 def _metaworld_spec(name: str) -> EnvSpec:
     env_name = name.split(":", 1)[1]
-    try:
-        from video2reward.tasks.metaworld import make_metaworld_env
-    except ImportError as exc:  # metaworld is a dependency; a broken install is the user's to fix
-        raise ConfigError(f"{name}: Meta-World is not importable ({exc}); pip install -e . installs it") from exc
     return EnvSpec(name, lambda mode: make_metaworld_env(env_name, render_mode=mode), _info_success, 1)
 
 
 def _gym_spec(name: str) -> EnvSpec:
-    from video2reward.tasks.task import headless
-
     if name not in gym.registry:
         raise ConfigError(
             f"unknown environment {name!r}: use a demo task name (see `v2r demo-data --help`), "

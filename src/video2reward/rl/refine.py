@@ -52,14 +52,14 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from video2reward.training.config import TrainConfig
 from video2reward.errors import ConfigError
-from video2reward.rewards.ensemble import COMBINED_HEADS
 from video2reward.inference.model import RewardModel
+from video2reward.rewards.ensemble import COMBINED_HEADS
+from video2reward.rewards.triplets import FailedTripletSampler, TripletSampler
+from video2reward.training.config import TrainConfig
 from video2reward.training.loop import TrainingError
 from video2reward.video.augment import FrameAugment
 from video2reward.video.dataset import Demonstration, load_demonstrations
-from video2reward.video.sampling import FailedTripletSampler, TripletSampler
 
 REFINE_HEADS = ("progress", "progress+rank")  # heads with a progress head, whose loss knows push-back triplets
 

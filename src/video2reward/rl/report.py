@@ -11,8 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matplotlib.figure import Figure
 
 from video2reward.errors import ConfigError
+from video2reward.inference.plots import save_png
+from video2reward.video.io import write_video
 
 
 def read_eval_csv(path: Path) -> list[dict[str, float | None]]:
@@ -69,15 +72,11 @@ def report_table(run_dirs: Sequence[str | Path], markdown: bool = True) -> str:
 
 def plot_learning_curves(run_dirs: Sequence[str | Path], path: str | Path) -> None:
     """Success rate and env return vs training steps, one line per run, colour per run group."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     runs = load_runs(run_dirs)
     labels = sorted({_group_label(r) for r in runs})
     colours = {label: f"C{i}" for i, label in enumerate(labels)}
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    fig = Figure(figsize=(11, 4), layout="tight")  # the Agg canvas, never pyplot: no window, no backend change
+    axes = fig.subplots(1, 2)
     seen = set()
     for run in runs:
         label = _group_label(run)
@@ -91,10 +90,7 @@ def plot_learning_curves(run_dirs: Sequence[str | Path], path: str | Path) -> No
     axes[0].legend(fontsize=8)
     for ax in axes:
         ax.grid(alpha=0.3)
-    fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_png(fig, Path(path))
 
 
 def _curve_panel(values: np.ndarray, t: int, height: int, width: int) -> np.ndarray:
@@ -115,8 +111,6 @@ def _curve_panel(values: np.ndarray, t: int, height: int, width: int) -> np.ndar
 
 def write_episode_video(frames: list[tuple[np.ndarray, float]], path: str | Path, fps: float = 30.0) -> None:
     """An evaluation episode, each frame with the learned reward curve so far beside it."""
-    from video2reward.video.io import write_video
-
     if not frames:
         return
     values = np.array([v for _, v in frames], dtype=np.float64)

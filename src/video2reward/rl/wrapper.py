@@ -16,10 +16,9 @@ gets the reward of frame t.
 Frames reach the model the way training-video frames did (preprocess="video", the default): the
 render is resized with area averaging to a `short_side` of 240 pixels as the demo generator does,
 converted to yuv420p as the H.264 encoder does, and resized to the model's square size by swscale's
-area filter as decoding does. Only the H.264 compression itself is left out; on the demo tasks that is
-0.01-0.06 grey levels per pixel on average and changes mu by under 0.01. preprocess="array" resizes the
-raw render with Pillow instead, exactly as `model.score(array)` does (mean 1.4-2.2 grey levels off the
-decoded training frames, mostly the missing yuv420p colour rounding, and up to 0.03 in mu).
+area filter as decoding does. Only the H.264 compression itself is left out (tests/rl/test_wrapper.py bounds
+the difference). preprocess="array" resizes the raw render with Pillow instead, exactly as `model.score(array)`
+does (without the yuv420p colour rounding of the training videos).
 
 Vectorised envs: each env is scored on its own, one frame per step (no batching across envs).
 """
@@ -41,7 +40,12 @@ from video2reward.errors import ConfigError
 from video2reward.inference.model import RewardModel
 from video2reward.inference.scorer import Rewards
 from video2reward.tasks import TASKS
-from video2reward.video.frame_fit import fit_dims, fit_square, resize_short_side, to_square
+from video2reward.video.frame_fit import (
+    fit_dims,
+    fit_square,
+    resize_short_side,
+    to_square,
+)
 
 REWARDS = ("progress", "uncertainty", "shaping")
 OBSERVE = ("state", "pixels")
@@ -55,7 +59,7 @@ class VideoFrames:
     """Callable: (H, W, 3) uint8 render -> (size, size, 3) as decoding a demo video gives it: the short side
     resized to `short_side` (None: keep) as the demo generator does, odd sides padded as write_video does,
     yuv420p as the encoder sees it, then swscale's area resize and squaring as decoding does. Keeps its
-    swscale contexts between calls (about 5x faster than building them per frame)."""
+    swscale contexts between calls (building them per frame is several times slower)."""
 
     def __init__(self, size: int, fit: str = "pad", short_side: int | None = DEMO_SHORT_SIDE):
         self.size, self.fit, self.short_side = size, fit, short_side

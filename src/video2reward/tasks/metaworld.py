@@ -11,8 +11,8 @@ Every env comes from gymnasium's registered `Meta-World/MT1` id, set up and wrap
   reset state the env's reward function with a zero action) and whether `info["success"]` has been 1 at
   any step since the reset (`succeeded`, Meta-World's own notion of an episode's success);
 * renders from the fixed "corner" camera, flipped upright (Meta-World's corner cameras are mounted upside
-  down), without shadows, reflections or multisampling: 8-10 -> 110-130 frames/s at 128 x 128 on a
-  CPU (EGL on Mesa's software renderer; each of the three matters).
+  down), without shadows, reflections or multisampling (each of the three slows CPU rendering with EGL on
+  Mesa's software renderer several times).
 
 `make_metaworld_env` is that env for any Meta-World v3 name; `METAWORLD_TASKS` are the demo tasks. Neither
 imports Meta-World (and so MuJoCo) until an env is made.
@@ -136,7 +136,7 @@ class MetaWorldExpert:
 
     def __call__(self, obs: np.ndarray) -> np.ndarray:
         if self._policy is None:
-            import metaworld.policies
+            import metaworld.policies  # here: Meta-World (and MuJoCo) load only when a Meta-World task runs
 
             self._policy = getattr(metaworld.policies, self.policy_class)()
         with warnings.catch_warnings():  # their gains warn whenever an action saturates

@@ -56,7 +56,7 @@ class CameraView:
 
 def move_camera(model, camera: str, offset: tuple[float, float, float], yaw: float, pitch: float) -> None:
     """Move and turn a fixed MuJoCo camera in place: q' = q_yaw(world z) * q * q_pitch(camera x)."""
-    import mujoco
+    import mujoco  # here: MuJoCo loads only when a Meta-World view is made
 
     cid = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, camera)
     if cid < 0:

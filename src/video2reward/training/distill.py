@@ -36,19 +36,23 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from video2reward.training.config import DistillConfig, TrainConfig, resolve_device
 from video2reward.encoders import encoder_config
 from video2reward.encoders.cnn import CNN_PRESETS
 from video2reward.errors import ConfigError
 from video2reward.evaluation.metrics import spearman, value_order_correlation
-from video2reward.rewards.ensemble import COMBINED_HEADS
 from video2reward.inference.model import RewardModel
-from video2reward.rewards.registry import ENCODER_HEADS, build_head
+from video2reward.rewards.ensemble import COMBINED_HEADS
 from video2reward.rewards.progress import normal_kl
+from video2reward.rewards.registry import HEAD_NAMES, build_head, distill_kind
+from video2reward.rewards.triplets import motion_partners
+from video2reward.training.config import DistillConfig, TrainConfig, resolve_device
 from video2reward.training.loop import CHECKPOINT_DIR, check_writable, fit_resumable
 from video2reward.video.augment import FrameAugment
-from video2reward.video.dataset import Demonstration, even_subsample, load_demonstrations
-from video2reward.video.sampling import motion_partners
+from video2reward.video.dataset import (
+    Demonstration,
+    even_subsample,
+    load_demonstrations,
+)
 
 COPIED_BUFFERS = ("scale", "shift", "residual_std", "d_start", "d_end")  # calibration taken from the teacher
 GOAL_FRAMES_PER_STEP = 64  # at most this many demonstrations' last frames form the student's goal per step
@@ -69,18 +73,12 @@ class DistillBatch:
         return DistillBatch(*(getattr(self, f).to(device) for f in self.__dataclass_fields__))
 
 
-def teacher_targets(head: nn.Module, kind: str, z: torch.Tensor, initial: torch.Tensor, current: torch.Tensor,
+def teacher_targets(head: nn.Module, z: torch.Tensor, initial: torch.Tensor, current: torch.Tensor,
                     previous: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The teacher's outputs on features z: (target, target_sigma) as DistillBatch holds them."""
-    if kind in ("progress", "temporal") or kind in COMBINED_HEADS:  # combined: the Normal of its members' mean
-        return head.predict(z[current], z[initial], None, z[previous])
-    if kind == "goal-distance":
-        return head.predict(z[current], z[initial])[0], torch.zeros(0)
-    if kind == "rank":
-        return head.scale * head.score(z[current]) + head.shift, torch.zeros(0)
-    if kind == "success":
-        return head.mlp(z[current]).squeeze(-1), torch.zeros(0)
-    return head.logits(z[initial], z[current]), torch.zeros(0)  # temporal-distance: (K, bins)
+    """The teacher's outputs on features z, (target, target_sigma) as DistillBatch holds them: its head's
+    `distill_output` (a Normal (mu, sigma), or one tensor: a value, a logit or bin logits) with its stored goal."""
+    out = head.distill_output(z[current], z[initial], None, z[previous])
+    return out if isinstance(out, tuple) else (out, torch.zeros(0))
 
 
 class DistillSampler:
@@ -89,7 +87,7 @@ class DistillSampler:
 
     def __init__(self, teacher: RewardModel, videos: list[Demonstration], goal_frames: torch.Tensor,
                  config: DistillConfig, student_size: int):
-        self.teacher, self.kind = teacher, teacher.config["head"]
+        self.teacher = teacher
         self.videos, self.goal_frames, self.config = videos, goal_frames, config
         self.videos_per_batch = max(1, config.batch_size // config.frames_per_video)
         self.gap, self.size = teacher.motion_gap, student_size
@@ -127,7 +125,7 @@ class DistillSampler:
         x, init, cur, prev = torch.cat(frames), torch.cat(initial), torch.cat(current), torch.cat(previous)
         with torch.no_grad():
             z = self.teacher.embed(x.to(self.teacher.device))  # as the scorer embeds
-            target, sigma = teacher_targets(self.teacher.head, self.kind, z, init, cur, prev)
+            target, sigma = teacher_targets(self.teacher.head, z, init, cur, prev)
         goals = self.goal_frames
         if len(goals) > GOAL_FRAMES_PER_STEP:
             goals = goals[torch.randperm(len(goals), generator=generator)[:GOAL_FRAMES_PER_STEP]]
@@ -145,7 +143,7 @@ def binary_kl_logits(teacher: torch.Tensor, student: torch.Tensor) -> torch.Tens
 class DistillLoss(nn.Module):
     """The student head and its distillation loss: forward(DistillBatch) -> (loss, metrics) for train_loop."""
 
-    def __init__(self, student: nn.Module, kind: str, temperature: float):
+    def __init__(self, student: nn.Module, kind: str, temperature: float):  # kind: rewards/base.py DISTILL_KINDS
         super().__init__()
         self.student, self.kind, self.t = student, kind, float(temperature)
 
@@ -153,26 +151,27 @@ class DistillLoss(nn.Module):
         head, t = self.student, self.t
         z = head.embed(batch.frames)
         cur, init, prev = z[batch.current], z[batch.initial], z[batch.previous]
-        if self.kind in ("progress", "temporal", "goal-distance"):
-            goal = head.embed(batch.goal_frames).mean(dim=0)  # what set_goal will store
-            mu, sigma = head.predict(cur, init, goal, prev)
-            if self.kind != "goal-distance":  # KL(N(mu_t, sigma_t) || N(mu_s, sigma_s))
-                loss = normal_kl(batch.target, batch.target_sigma, mu, sigma).mean()
-            else:
-                loss = (mu - batch.target).pow(2).mean()
+        goal = None  # the heads that read a goal see what set_goal will store
+        if self.kind in ("normal", "value"):
+            goal = head.embed(batch.goal_frames).mean(dim=0)
+        out = head.distill_output(cur, init, goal, prev)
+        if self.kind == "normal":  # KL(N(mu_t, sigma_t) || N(mu_s, sigma_s))
+            mu, sigma = out
+            loss = normal_kl(batch.target, batch.target_sigma, mu, sigma).mean()
             return loss, {"loss": loss.item(), "mae": (mu - batch.target).abs().mean().item()}
-        if self.kind == "temporal-distance":  # T^2 KL(softmax(l_t / T) || softmax(l_s / T))
-            logits = head.logits(init, cur)
-            log_q = F.log_softmax(logits / t, dim=-1)
+        if self.kind == "value":  # the reward itself, squared error
+            loss = (out - batch.target).pow(2).mean()
+            return loss, {"loss": loss.item(), "mae": (out - batch.target).abs().mean().item()}
+        if self.kind == "bins":  # T^2 KL(softmax(l_t / T) || softmax(l_s / T))
+            log_q = F.log_softmax(out / t, dim=-1)
             loss = t * t * F.kl_div(log_q, F.log_softmax(batch.target / t, dim=-1), log_target=True,
                                     reduction="batchmean")
             with torch.no_grad():
-                gap = (logits.softmax(-1) - batch.target.softmax(-1)) @ head.centres
+                gap = (out.softmax(-1) - batch.target.softmax(-1)) @ head.centres
             return loss, {"loss": loss.item(), "mae": gap.abs().mean().item()}
-        logits = head.scale * head.score(cur) + head.shift if self.kind == "rank" else head.mlp(cur).squeeze(-1)
-        loss = t * t * binary_kl_logits(batch.target / t, logits / t).mean()
+        loss = t * t * binary_kl_logits(batch.target / t, out / t).mean()  # "logit": T^2 KL of Bernoullis
         with torch.no_grad():
-            mae = (torch.sigmoid(logits) - torch.sigmoid(batch.target)).abs().mean().item()
+            mae = (torch.sigmoid(out) - torch.sigmoid(batch.target)).abs().mean().item()
         return loss, {"loss": loss.item(), "mae": mae}
 
 
@@ -240,7 +239,7 @@ def distill(model_dir: str | os.PathLike, out: str | os.PathLike, config: Distil
     device = resolve_device(config.device)
     teacher = RewardModel.load(model_dir, device)
     kind = teacher.config["head"]
-    if kind not in ENCODER_HEADS and kind not in COMBINED_HEADS:
+    if kind not in HEAD_NAMES or distill_kind(kind) is None:
         raise ConfigError(f"{model_dir}: a {kind!r} model has no encoder to distil (pixel-ridge is already tiny)")
     if config.student not in CNN_PRESETS:
         raise ConfigError(f"--student {config.student}: unknown (known: {', '.join(CNN_PRESETS)})")
@@ -264,7 +263,7 @@ def distill(model_dir: str | os.PathLike, out: str | os.PathLike, config: Distil
     head.to(device)
     goal_frames = torch.stack([d.frames[-1] for d in demos])  # (V, 3, S, S) uint8
     sampler = DistillSampler(teacher, [*demos, *negatives], goal_frames, config, model_config["image_size"])
-    module = DistillLoss(head, model_config["head"], config.temperature)
+    module = DistillLoss(head, distill_kind(model_config["head"]), config.temperature)
     run = {**asdict(config), "teacher_weights_sha256": teacher.config.get("weights_sha256")}
 
     def sample(gen: torch.Generator) -> DistillBatch:

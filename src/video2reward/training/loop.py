@@ -24,11 +24,15 @@ import torch
 import torch.nn as nn
 from tqdm import tqdm
 
-from video2reward.training import distributed
-from video2reward.errors import V2RError
 from video2reward.core.files import load_tensors, read_json, save_tensors, write_json
-from video2reward.core.preflight import check_free_space, check_output_folder, training_bytes
 from video2reward.core.precision import autocast
+from video2reward.core.preflight import (
+    check_free_space,
+    check_output_folder,
+    training_bytes,
+)
+from video2reward.errors import V2RError
+from video2reward.training import distributed
 
 
 class TrainingError(V2RError):

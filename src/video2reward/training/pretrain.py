@@ -21,14 +21,14 @@ from typing import Any
 
 import torch
 
-from video2reward.training import distributed
-from video2reward.training.config import PretrainConfig, resolve_device
+from video2reward.core.precision import autocast_dtype
 from video2reward.encoders import build_encoder
 from video2reward.encoders.pretrained import save_encoder
 from video2reward.errors import ConfigError
 from video2reward.objectives import OBJECTIVES, build_objective
 from video2reward.objectives.base import batch_to
-from video2reward.core.precision import autocast_dtype
+from video2reward.training import distributed
+from video2reward.training.config import PretrainConfig, resolve_device
 from video2reward.training.loop import CHECKPOINT_DIR, check_writable, fit_resumable
 from video2reward.video.dataset import Demonstration, load_demonstrations
 from video2reward.video.frame_sampler import FrameSampler

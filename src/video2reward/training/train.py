@@ -20,24 +20,41 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from video2reward.training import distributed
-from video2reward.training.config import PretrainConfig, TrainConfig, resolve_device
+from video2reward.core.files import load_tensors, save_tensors
+from video2reward.core.precision import autocast_dtype
 from video2reward.encoders import ENCODERS, build_encoder, has_imagenet_weights
 from video2reward.encoders.pretrained import ENCODER_WEIGHTS, load_encoder
 from video2reward.errors import ConfigError
-from video2reward.core.files import load_tensors, save_tensors
-from video2reward.core.precision import autocast_dtype
-from video2reward.training.loop import CHECKPOINT_DIR, TrainingError, check_writable, fit_resumable, has_checkpoint
-from video2reward.rewards.ensemble import COMBINED_HEADS, HeadEnsemble
+from video2reward.evaluation.metrics import value_order_correlation
 from video2reward.inference.model import RewardModel
-from video2reward.rewards.registry import ENCODER_HEADS, head_config_dict
-from video2reward.rewards.pixel_ridge import PixelRidge, PixelRidgeConfig
-from video2reward.rewards.progress import ProgressConfig, ProgressHead
-from video2reward.training.heads import check_negatives, finish_head, load_negatives, make_head, make_sampler
+from video2reward.rewards.ensemble import COMBINED_HEADS, HeadEnsemble
+from video2reward.rewards.registry import (
+    HEAD_NAMES,
+    HEADS,
+    head_config_dict,
+    member_kinds,
+)
+from video2reward.training import distributed
+from video2reward.training.config import PretrainConfig, TrainConfig, resolve_device
+from video2reward.training.heads import (
+    check_negatives,
+    finish_head,
+    load_negatives,
+    make_head,
+    make_sampler,
+    options_of,
+)
+from video2reward.training.loop import (
+    CHECKPOINT_DIR,
+    TrainingError,
+    check_writable,
+    fit_resumable,
+    has_checkpoint,
+)
+from video2reward.training.pretrain import pretrain_encoder
 from video2reward.video.augment import FrameAugment
-from video2reward.video.view_augment import ViewAugment
 from video2reward.video.dataset import Demonstration, load_demonstrations
-from video2reward.video.sampling import FailedTripletSampler, TripletSampler
+from video2reward.video.view_augment import ViewAugment
 
 
 @dataclass
@@ -54,8 +71,6 @@ class TrainResult:
 def training_video_voc(model: RewardModel, demos: Sequence[Demonstration], max_videos: int = 8) -> float:
     """VOC of the trained model on (up to `max_videos` of) its own demonstrations: near 1 when it learned
     progress, near 0 when it collapsed to one value for every frame."""
-    from video2reward.evaluation.metrics import value_order_correlation
-
     videos = [d.frames.permute(0, 2, 3, 1).numpy() for d in demos[:max_videos]]  # (T, S, S, 3) uint8
     return value_order_correlation([model.score(v).mu for v in videos])
 
@@ -72,10 +87,15 @@ def _frames_float(frames: torch.Tensor) -> torch.Tensor:
 
 
 def _fit_pixel_ridge(demos: Sequence[Demonstration], config: TrainConfig) -> tuple[nn.Module, dict[str, float]]:
-    head = PixelRidge(PixelRidgeConfig(components=config.pca_components, alpha=config.ridge_alpha))
+    head = make_head(config, None)  # closed form: no encoder, no sampler
     frames = torch.cat([_frames_float(d.frames) for d in demos])
     targets = torch.cat([d.progress for d in demos])
     return head, head.fit(frames, targets)
+
+
+def is_learned(kind: str) -> bool:
+    """`--head kind` trains heads on a frame encoder (every one but the pixel-ridge floor)."""
+    return kind in HEAD_NAMES and all(HEADS[k].encoder for k in member_kinds(kind))
 
 
 def is_pretrained(encoder: str) -> bool:
@@ -103,8 +123,7 @@ def _make_encoder(config: TrainConfig) -> nn.Module:
 
 def self_pretrains(config: TrainConfig) -> bool:
     """`config.pretrain` applies: a learned head on a fresh built-in encoder without ImageNet weights."""
-    learned = config.head in ENCODER_HEADS or config.head in COMBINED_HEADS
-    return (learned and config.pretrain != "none" and not is_pretrained(config.encoder)
+    return (is_learned(config.head) and config.pretrain != "none" and not is_pretrained(config.encoder)
             and not has_imagenet_weights(config.encoder))
 
 
@@ -118,8 +137,6 @@ def _pretrain_fresh_encoder(demos: Sequence[Demonstration], config: TrainConfig,
     """`v2r pretrain --method config.pretrain` on the (already decoded) training videos, into OUT/pretrain
     (resumable; removed once the model is saved). Returns the encoder (frozen with `config.freeze`) and what the
     model file records."""
-    from video2reward.training.pretrain import pretrain_encoder
-
     pre_out = out / PRETRAIN
     pre_config = replace(PretrainConfig(), method=config.pretrain, encoder=config.encoder, image_size=config.image_size,
                          frame_fit=config.frame_fit, steps=config.pretrain_steps, seed=config.seed,
@@ -171,49 +188,17 @@ def _optimize(head: nn.Module, sample: Callable[[torch.Generator], Any], config:
                          amp_dtype=autocast_dtype(config.precision, next(head.parameters()).device))
 
 
-def _new_head(config: TrainConfig, encoder: nn.Module) -> nn.Module:
-    """A fresh (untrained) head of `config.head` on `encoder`."""
-    if config.head == "progress":
-        return ProgressHead(encoder, ProgressConfig(sigma_min=config.sigma_min, motion_gap=config.motion_gap,
-                                                    pushback=config.pushback, negative_weight=config.negative_weight))
-    return make_head(config, encoder)
-
-
-def _fit_progress(
-    demos: Sequence[Demonstration], negatives: Sequence[Demonstration], config: TrainConfig, device: torch.device,
-    out: Path, resume: bool, progress: bool, encoder: nn.Module,
-) -> tuple[nn.Module, dict[str, float]]:
-    head = _new_head(config, encoder).to(device)
-    per_video = config.frames_per_video * (2 if config.motion_gap > 0 else 1)  # motion partners are encoded too
-    sampler = TripletSampler(
-        list(demos), frames_per_video=config.frames_per_video,
-        videos_per_batch=max(1, config.batch_size // per_video),
-        triplets_per_video=config.triplets_per_video, motion_gap=config.motion_gap,
-    )
-    if negatives:  # failed videos' triplets are appended to every batch, for the push-back term
-        sampler = FailedTripletSampler(sampler, list(negatives), videos_per_batch=config.negative_videos)
-    metrics = _optimize(head, _batches(sampler, config, device), config, out, resume, progress)
-    head.eval()
-    goal_frames = torch.stack([d.frames[-1] for d in demos])  # (V, 3, S, S): the task done, per demo
-    head.set_goal(_frames_float(goal_frames).to(device))
-    return head, metrics
-
-
 def _fit_head(
     demos: Sequence[Demonstration], negatives: Sequence[Demonstration], config: TrainConfig, device: torch.device,
     out: Path, resume: bool, progress: bool, encoder: nn.Module,
 ) -> tuple[nn.Module, dict[str, float]]:
-    """The rank, goal-distance, temporal-distance and success heads (see train_heads.py)."""
-    head = _new_head(config, encoder).to(device)
-    sampler = make_sampler(config, demos, negatives)
+    """One learned head of `config.head` on `encoder`: its sampler from its registry entry (training/heads.py),
+    the one training loop, then its goal and calibration."""
+    head = make_head(config, encoder).to(device)
+    sampler = make_sampler(config, head, demos, negatives)
     metrics = _optimize(head, _batches(sampler, config, device), config, out, resume, progress)
     finish_head(head, demos, device)
     return head, metrics
-
-
-def _fitter(head: str) -> Callable[..., tuple[nn.Module, dict[str, float]]]:
-    """The function that trains one `head` (progress has its own triplet sampler; the others train_heads.py)."""
-    return _fit_progress if head == "progress" else _fit_head
 
 
 def member_configs(config: TrainConfig) -> list[TrainConfig]:
@@ -237,13 +222,12 @@ def _fit_ensemble(
     members, metrics = [], {}
     configs = member_configs(config)
     for k, member_config in enumerate(configs):
-        fit = _fitter(member_config.head)
         member_out = out / MEMBERS / str(k)
         done = member_out / MEMBER_DONE
         torch.manual_seed(member_config.seed)  # each member's own initialisation
         encoder = copy.deepcopy(pretrained) if pretrained is not None else _make_encoder(member_config)
         if resume and done.exists():
-            head = _new_head(member_config, encoder).to(device)
+            head = make_head(member_config, encoder).to(device)
             head.load_state_dict(load_tensors(done))
             head.eval()
         else:
@@ -251,8 +235,8 @@ def _fit_ensemble(
             if progress:
                 print(f"ensemble member {k + 1}/{len(configs)}: {member_config.head}, seed {member_config.seed}, "
                       f"{member_config.steps} steps")
-            head, member_metrics = fit(demos, negatives, member_config, device, member_out, member_resume,
-                                       progress, encoder)
+            head, member_metrics = _fit_head(demos, negatives, member_config, device, member_out, member_resume,
+                                             progress, encoder)
             if distributed.is_main():  # under torchrun rank 0 writes, the other ranks hold the same weights
                 save_tensors(done, head.state_dict())
             metrics.update({f"member{k}/{name}": value for name, value in member_metrics.items()})
@@ -275,14 +259,14 @@ def train_reward_model(
     """Train a reward model on every video under `paths` (each a successful demonstration); save it to `out`."""
     config = config or TrainConfig()
     out = Path(out)
-    learned = config.head in ENCODER_HEADS or config.head in COMBINED_HEADS
+    learned = is_learned(config.head)
     pretrained = learned and is_pretrained(config.encoder)
     if config.image_size < 16 and not pretrained:
         raise ConfigError(f"--image-size {config.image_size}: use at least 16 pixels")
     check_negatives(config)
     if config.ensemble < 1:
         raise ConfigError(f"--ensemble {config.ensemble}: give the number of members, 1 or more")
-    if config.ensemble > 1 and config.head not in ENCODER_HEADS:
+    if config.ensemble > 1 and (config.head in COMBINED_HEADS or not is_learned(config.head)):
         why = ("is already an ensemble" if config.head in COMBINED_HEADS
                else "is deterministic (its members would be identical)")
         raise ConfigError(f"--ensemble: the {config.head} head {why}; use --ensemble with a single learned head, "
@@ -317,8 +301,7 @@ def train_reward_model(
         else:
             encoder = encoder or _make_encoder(config)
             head_resume = resume and has_checkpoint(out)  # else it was pretraining that stopped
-            head, metrics = _fitter(config.head)(demos, negatives, config, device, out, head_resume, progress,
-                                                 encoder)
+            head, metrics = _fit_head(demos, negatives, config, device, out, head_resume, progress, encoder)
         encoder_info = {"name": encoder_name(head.encoder), "config": asdict(head.encoder.config)}
         if is_pretrained(config.encoder):
             encoder_info["pretrained_from"] = str(config.encoder)
@@ -329,8 +312,7 @@ def train_reward_model(
         elif config.freeze:  # a built-in encoder with ImageNet weights (efficientnet-lite0), kept as built
             encoder_info["frozen"] = True
     else:
-        known = ", ".join([*ENCODER_HEADS, *COMBINED_HEADS, "pixel-ridge"])
-        raise ConfigError(f"--head {config.head}: unknown head (known: {known})")
+        raise ConfigError(f"--head {config.head}: unknown head (known: {', '.join(HEAD_NAMES)})")
     seconds = time.perf_counter() - t0
     model_config = {
         "head": config.head,
@@ -358,7 +340,7 @@ def train_reward_model(
         if not fired > 0.5:
             warnings.append(
                 f"the success detector does not fire on its own demonstrations' last frames (mean probability "
-                f"{fired:.2f}); retry with more --steps or a larger --success-fraction (now {config.success_fraction})"
+                f"{fired:.2f}); retry with more --steps or a larger --success-fraction (now {options_of(config, 'success').success_fraction})"
             )
     elif not train_voc > 0.5:
         warnings.append(

@@ -4,7 +4,7 @@ the model's square size (frame_fit.py: letterbox pad, center crop or stretch), a
 Decoding never holds a whole video: `iter_frames` yields fixed-size chunks, so memory stays flat in
 video length. Every failure raises `VideoError` naming the file and what to do about it, including a file that
 decodes without error but stops well short of the length its header announces (cut off), and a pipe or device
-given as a video (opening one could wait forever). What each bad input gives: README, "Bad input and faults".
+given as a video (opening one could wait forever). What each bad input gives: the docs, "Troubleshooting".
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import os
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -331,6 +332,4 @@ def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: floa
 
 
 def _rate(fps: float):
-    from fractions import Fraction
-
     return Fraction(fps).limit_denominator(1001)

@@ -1,0 +1,69 @@
+"""`v2r distill` and `v2r export`: a trained model made small (a student on a tiny CNN), then written out as a
+TorchScript or ONNX scorer for deployment."""
+
+from __future__ import annotations
+
+import argparse
+
+import video2reward  # light: load() imports torch on first use
+from video2reward.cli.common import AddCommand
+
+
+def add_parsers(add: AddCommand) -> None:
+    """The `distill` and `export` subcommands."""
+    # here, not at the top: `import video2reward.cli` stays free of torch
+    from video2reward.training.config import DistillConfig, add_config_arguments
+
+    p = add("distill", "train a small student model (same head, a tiny CNN encoder) on a model's outputs over its "
+            "training videos (SimCLRv2's distillation); the student is an ordinary model folder", cmd_distill)
+    p.add_argument("model", help="teacher: a model folder from `v2r train`")
+    p.add_argument("--out", required=True, help="student model folder to write (model.safetensors + config.json)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run from OUT/checkpoint")
+    p.add_argument("--skip-bad", action="store_true", help="skip videos that fail to decode and list them")
+    add_config_arguments(p, DistillConfig)
+
+    p = add("export", "write a model's per-frame scoring (embed + predict) as a TorchScript or ONNX file for "
+            "deployment; such files hold code, and v2r never loads them as models", cmd_export)
+    p.add_argument("model", help="model folder from `v2r train` or `v2r distill`")
+    p.add_argument("--format", default="torchscript", choices=("torchscript", "onnx"),
+                   help="torchscript (torch.jit.load) or onnx (needs: pip install onnx) (default: torchscript)")
+    p.add_argument("--quantize", default="none", choices=("none", "int8"),
+                   help="int8: dynamic int8 quantisation of the Linear layers (CPU; torchscript only) (default: none)")
+    p.add_argument("--out", required=True, help="file to write (e.g. model.pt or model.onnx)")
+
+
+def cmd_distill(args: argparse.Namespace) -> None:
+    # here, not at the top: keeps `v2r --help` fast
+    from video2reward.training.config import DistillConfig, config_from_args
+    from video2reward.training.distill import distill  # here too
+
+    config = config_from_args(DistillConfig, args)
+    result = distill(args.model, args.out, config, resume=args.resume, skip_bad=args.skip_bad,
+                     progress=not args.quiet)
+    a = result.agreement
+    loss = result.metrics.get("loss", float("nan"))
+    print(f"distilled {args.model} into a {config.student} student ({result.model.describe()}) on "
+          f"{result.num_videos} videos ({result.num_frames} frames) in {result.seconds:.1f} s; loss {loss:.4f}")
+    print(f"on its training videos: Spearman with the teacher's rewards {a['teacher_spearman']:.3f}, "
+          f"VOC {a['voc']:.3f} (teacher {a['teacher_voc']:.3f})")
+    print(f"saved {args.out}/model.safetensors + config.json")
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from video2reward.inference.export import (
+        export_model,  # here, not at the top: keeps `v2r --help` fast
+    )
+
+    model = video2reward.load(args.model)
+    meta = export_model(model, args.out, args.format, args.quantize)
+    diff = meta["max_abs_diff"]
+    check = ("not checked: install onnxruntime to compare" if diff is None else
+             "max |exported - eager| " + ", ".join(f"{k} {v:.2g}" for k, v in diff.items()))
+    print(f"wrote {args.out}: {args.format}{' int8' if args.quantize == 'int8' else ''} scorer of a "
+          f"{model.describe()}; {check}")
+    context = int(meta.get("context", 1))  # a temporal head reads each frame with its K-1 predecessors
+    previous, reads = ("(B,D)", f"motion_gap={meta['motion_gap']}")
+    if context > 1:
+        previous, reads = "(B,K-1,D)", f"context K={context}"
+    print(f"inputs: frames (B,3,S,S) float in [0,1], initial (D,), goal (D,), previous {previous} -> mu (B,), "
+          f"sigma (B,), z (B,D); S={meta['image_size']}, D={meta['dim']}, {reads}")

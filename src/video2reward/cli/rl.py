@@ -1,0 +1,53 @@
+"""`v2r rl` and `v2r rl-report`: an agent trained on a learned reward (or the env's own, to compare), and the
+table and learning curves of such runs."""
+
+from __future__ import annotations
+
+import argparse
+
+from video2reward.cli.common import AddCommand
+
+
+def add_parsers(add: AddCommand) -> None:
+    """The `rl` and `rl-report` subcommands."""
+    # here, not at the top: `import video2reward.cli` stays free of torch
+    from video2reward.core.options import add_config_arguments
+    from video2reward.rl.config import RLConfig  # here too
+
+    p = add("rl", "train an agent (SB3 DQN or SAC) on TASK with the learned reward of a model (or the env's own "
+            "reward, for comparison), evaluating true task success as it learns", cmd_rl)
+    p.add_argument("task", help="a demo task (mountaincar, pendulum, ...), metaworld:<env>-v3, or a gymnasium id")
+    p.add_argument("--reward", required=True, help="reward model folder from `v2r train`, or 'env' for the "
+                   "environment's own reward")
+    p.add_argument("--out", required=True, help="run folder: eval.csv, policy.safetensors, learning_curve.png, "
+                   "eval_episode.mp4")
+    add_config_arguments(p, RLConfig)
+
+    p = add("rl-report", "table (final success and env return over seeds) and learning curves of `v2r rl` runs",
+            cmd_rl_report)
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run folders from `v2r rl`")
+    p.add_argument("--plot", default="rl_report.png", help="learning-curve PNG to write (default: rl_report.png)")
+
+
+def cmd_rl(args: argparse.Namespace) -> None:
+    # here, not at the top: keeps `v2r --help` fast
+    from video2reward.core.options import config_from_args  # here too
+    from video2reward.rl.agents import train_agent
+    from video2reward.rl.config import RLConfig  # here too
+
+    config = config_from_args(RLConfig, args)
+    rows = train_agent(args.task, args.reward, args.out, config, progress=not args.quiet)
+    last = rows[-1]
+    print(f"{args.task} with {'the env reward' if args.reward == 'env' else args.reward}: final success "
+          f"{last.success_rate:.0%}, env return {last.env_return:.1f} after {last.step} steps")
+    print(f"wrote {args.out}/eval.csv, policy.safetensors + config.json, learning_curve.png, eval_episode.mp4"
+          + (", refine.csv, reward_model/ (the refined reward model)" if config.refine else ""))
+
+
+def cmd_rl_report(args: argparse.Namespace) -> None:
+    # here, not at the top: keeps `v2r --help` fast
+    from video2reward.rl.report import plot_learning_curves, report_table
+
+    print(report_table(args.runs))
+    plot_learning_curves(args.runs, args.plot)
+    print(f"wrote {args.plot}")

@@ -1,0 +1,56 @@
+"""How `v2r rl` trains and evaluates an agent: RLConfig, every field with its help (the `v2r rl` options)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from video2reward.core.options import option as _help
+
+
+@dataclass
+class RLConfig:
+    """How `v2r rl` trains and evaluates an agent."""
+
+    algo: str = _help("auto", "dqn (discrete actions), sac (continuous), or auto: by the action space",
+                      choices=("auto", "dqn", "sac"))
+    steps: int = _help(100_000, "environment steps of training")
+    reward_mode: str = _help("progress", "learned reward per step: 'progress' (mu - 1: at most 0, so reaching "
+                             "the goal and ending the episode early pays), 'uncertainty' (mu - k*sigma - 1), or "
+                             "'shaping' (mu_t - mu_{t-1}, potential-based)",
+                             choices=("progress", "uncertainty", "shaping"))
+    k: float = _help(1.0, "weight of sigma in the 'uncertainty' reward")
+    eval_every: int = _help(5000, "evaluate every this many training steps")
+    eval_episodes: int = _help(10, "deterministic evaluation episodes per evaluation")
+    seed: int = _help(0, "seed of the agent, the environments and the evaluation episodes")
+    threads: int = _help(1, "torch CPU threads (RL nets are small: 1 is usually fastest)")
+    # DQN (stable-baselines3; defaults from rl-baselines3-zoo's MountainCar-v0 setting)
+    dqn_lr: float = _help(4e-3, "DQN learning rate")
+    dqn_buffer: int = _help(10_000, "DQN replay buffer size")
+    dqn_batch: int = _help(128, "DQN batch size")
+    dqn_learning_starts: int = _help(1000, "DQN steps of random play before learning")
+    dqn_gamma: float = _help(0.98, "DQN discount")
+    dqn_target_update: int = _help(600, "DQN target network update interval (steps)")
+    dqn_train_freq: int = _help(16, "DQN: train every this many steps ...")
+    dqn_gradient_steps: int = _help(8, "... with this many gradient steps")
+    dqn_exploration_fraction: float = _help(0.2, "DQN: fraction of training over which epsilon decays")
+    dqn_exploration_final: float = _help(0.07, "DQN final epsilon")
+    # SAC
+    sac_lr: float = _help(1e-3, "SAC learning rate")
+    sac_learning_starts: int = _help(1000, "SAC steps of random play before learning")
+    sac_gamma: float = _help(0.99, "SAC discount")
+    # Online refinement of the learned reward (rl/refine.py)
+    refine: bool = _help(False, "refine the reward model online: the frames the agent visits become "
+                         "PROGRESSOR push-back negatives (their progress is pushed below the model's prediction) "
+                         "while batches of the demonstrations keep the expert ordering, so the agent cannot "
+                         "exploit the reward on states no video showed; progress head only. The reward then "
+                         "changes during training (see rl/refine.py); the refined model is saved to "
+                         "OUT/reward_model")
+    refine_every: int = _help(1000, "--refine: refine every this many environment steps")
+    refine_steps: int = _help(10, "--refine: gradient steps per refinement")
+    refine_buffer: int = _help(2000, "--refine: the agent's latest frames kept as negatives (whole recent "
+                               "episodes; S*S*3 bytes each: 2000 frames of 64 px = 25 MB)")
+    refine_lr: float = _help(1e-4, "--refine: AdamW learning rate of the reward model (constant; small, so the "
+                             "reward drifts slowly compared with the replay buffer's turnover)")
+    refine_videos: str = _help("", "--refine: demonstration videos (folder or file) that keep the expert "
+                               "ordering; default: the model's own training videos (config.json "
+                               "training.videos, paths as given to `v2r train`)")

@@ -1,0 +1,1 @@
+"""Test-only helpers: tiny reward-head training runs, a toy regressor, a headless browser, the DDP worker."""
