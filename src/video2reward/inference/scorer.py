@@ -12,7 +12,7 @@ streams (a vector env), and every way gives the same reward per frame:
     rewards = scorer.step(frames)                # (4, S, S, 3): the next frame of each stream
 
 Frames must already be at the model's size (`video/` maps files and renders to such frames). The rule for
-which earlier frames a reward reads is `earlier_frames` below; frames before the first one are the first
+which earlier frames a reward reads is `earlier_frames` (rewards/base.py, beside the heads that read them); frames before the first one are the first
 frame (a video is taken to have been still before it started).
 """
 
@@ -25,6 +25,8 @@ from typing import Protocol
 import numpy as np
 import torch
 import torch.nn as nn
+
+from video2reward.rewards.base import earlier_frames
 
 # Frames per forward pass. Smaller batches stay in cache; the speed bench (bench/speed.py) measures the effect.
 SCORE_BATCH = 64
@@ -58,17 +60,6 @@ def frames_to_tensor(frames: np.ndarray, device: torch.device) -> torch.Tensor:
     """(B, S, S, 3) uint8 -> (B, 3, S, S) float in [0, 1] on `device`."""
     x = torch.from_numpy(np.ascontiguousarray(frames)).to(device)
     return x.permute(0, 3, 1, 2).float().div_(255.0)
-
-
-def earlier_frames(t: torch.Tensor, motion_gap: int, context: int) -> torch.Tensor | None:
-    """Which earlier frames the reward of frame t reads, besides t itself (the rule, written once):
-    with a motion gap, frame t - gap, (B,); with a temporal context K > 1, frames t-K+1 .. t-1, oldest first,
-    (B, K-1); else None. Negative indices stand for frames before the first one, which are the first frame."""
-    if motion_gap > 0:
-        return t - motion_gap
-    if context > 1:
-        return t[:, None] + torch.arange(1 - context, 0, device=t.device)
-    return None
 
 
 class Scorable(Protocol):

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 import torch.nn as nn
 
 DISTILL_KINDS = ("normal", "value", "logit", "bins")
@@ -46,3 +47,14 @@ class HeadEntry:
     distill: str | None  # what a student matches (one of DISTILL_KINDS; training/distill.py), None: not distilled
     summary: str  # one line for `v2r train --help`
     encoder: bool = True  # it reads frames through a learned encoder (pixel-ridge does not)
+
+
+def earlier_frames(t: torch.Tensor, motion_gap: int, context: int) -> torch.Tensor | None:
+    """Which earlier frames the reward of frame t reads, besides t itself (the rule, written once):
+    with a motion gap, frame t - gap, (B,); with a temporal context K > 1, frames t-K+1 .. t-1, oldest first,
+    (B, K-1); else None. Negative indices stand for frames before the first one, which are the first frame."""
+    if motion_gap > 0:
+        return t - motion_gap
+    if context > 1:
+        return t[:, None] + torch.arange(1 - context, 0, device=t.device)
+    return None

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from video2reward.rewards.base import earlier_frames
 from video2reward.video.dataset import Demonstration
 
 
@@ -104,13 +105,22 @@ class TripletSampler:
         return i, c, g
 
 
-def motion_partners(times: torch.Tensor, positions: torch.Tensor, gap: int) -> torch.Tensor:
+def kept_earlier_frames(times: torch.Tensor, positions: torch.Tensor, motion_gap: int, context: int = 1
+                        ) -> torch.Tensor | None:
     """For frames at `positions` of a video whose kept frames have original indices `times` (sorted), the
-    position of the last kept frame at or before `gap` original frames earlier (clamped at the first
-    frame): on a video with every frame kept, frame max(t - gap, 0), the rule scoring uses."""
-    target = (times[positions] - gap).clamp(min=0)  # (F,)
-    partner = torch.searchsorted(times, target, right=True) - 1  # last kept frame at or before target
-    return partner.clamp(min=0)
+    positions of the earlier frames their rewards read (`earlier_frames`, the rule scoring uses), each the last
+    kept frame at or before it, clamped at the first frame: (F,) with a motion gap, (F, K-1) with a context K > 1,
+    None without either. On a video with every frame kept, exactly the frames scoring reads."""
+    target = earlier_frames(times[positions], motion_gap, context)
+    if target is None:
+        return None
+    partner = torch.searchsorted(times, target.clamp(min=0).reshape(-1), right=True) - 1  # last kept at or before
+    return partner.clamp(min=0).reshape(target.shape)
+
+
+def motion_partners(times: torch.Tensor, positions: torch.Tensor, gap: int) -> torch.Tensor:
+    """The motion partner, `gap` frames earlier, of the frames at `positions` (see kept_earlier_frames)."""
+    return kept_earlier_frames(times, positions, gap)
 
 
 @dataclass

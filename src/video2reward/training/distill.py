@@ -44,7 +44,7 @@ from video2reward.inference.model import RewardModel
 from video2reward.rewards.ensemble import COMBINED_HEADS
 from video2reward.rewards.progress import normal_kl
 from video2reward.rewards.registry import HEAD_NAMES, build_head, distill_kind
-from video2reward.rewards.triplets import motion_partners
+from video2reward.rewards.triplets import kept_earlier_frames
 from video2reward.training.config import DistillConfig, TrainConfig, resolve_device
 from video2reward.training.loop import CHECKPOINT_DIR, check_writable, fit_resumable
 from video2reward.video.augment import FrameAugment
@@ -106,11 +106,9 @@ class DistillSampler:
             video = self.videos[v]
             cur = torch.randint(video.frames.shape[0], (n,), generator=generator)
             idx = [torch.zeros(1, dtype=torch.long), cur]
-            if self.gap > 0:
-                idx.append(motion_partners(video.times, cur, self.gap))
-            elif self.before > 0:  # frames t-K+1 .. t-1 of each frame t (the first frame before it), (n, K-1)
-                idx.append(torch.stack([motion_partners(video.times, cur, k) for k in range(self.before, 0, -1)],
-                                       dim=1).flatten())
+            earlier = kept_earlier_frames(video.times, cur, self.gap, self.before + 1)  # as scoring reads them
+            if earlier is not None:  # (n,) motion partners, or (n, K-1) frames t-K+1 .. t-1, oldest first
+                idx.append(earlier.flatten())
             chunk = video.frames[torch.cat(idx)].float().div_(255.0)  # (1 + n [+ n], 3, S, S)
             if torch.rand((), generator=generator) < self.config.augment_fraction:
                 chunk = self.augment(chunk, generator)
