@@ -18,7 +18,11 @@ import torch.nn as nn
 import video2reward.core.preflight as preflight
 import video2reward.inference.scoring as scoring
 from video2reward.cli import main
-from video2reward.core.preflight import MARGIN_BYTES, check_output_folder, training_bytes
+from video2reward.core.preflight import (
+    MARGIN_BYTES,
+    check_output_folder,
+    training_bytes,
+)
 from video2reward.errors import ConfigError
 from video2reward.testing.synthetic import write_square_dataset
 

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from video2reward.demo import DEMO_TASKS, generate_demo_data
+from video2reward.errors import ConfigError
+from video2reward.evaluation.metrics import load_labels
 from video2reward.tasks import TASKS, make_env
 from video2reward.tasks.policies import PARTIAL_FRACTION
 from video2reward.tasks.rollout import episode_seeds, make_episode, rollout
-from video2reward.errors import ConfigError
-from video2reward.evaluation.metrics import load_labels
 from video2reward.video.io import read_frames
 
 TINY = dict(n_train=2, n_test_expert=1, n_test_fail=2, short_side=48, progress=False)

@@ -14,9 +14,16 @@ import torch
 from torch import nn
 
 from video2reward.core.files import load_tensors
-from video2reward.encoders import build_encoder, encoder_from_config, has_imagenet_weights
+from video2reward.encoders import (
+    build_encoder,
+    encoder_from_config,
+    has_imagenet_weights,
+)
 from video2reward.encoders import efficientnet as eff
-from video2reward.encoders.efficientnet import EfficientNetLiteConfig, EfficientNetLiteEncoder
+from video2reward.encoders.efficientnet import (
+    EfficientNetLiteConfig,
+    EfficientNetLiteEncoder,
+)
 from video2reward.encoders.pretrained import load_encoder, save_encoder
 from video2reward.errors import ConfigError, ModelFileError
 from video2reward.inference.model import load

@@ -12,10 +12,10 @@ import pytest
 from video2reward.errors import V2RError
 from video2reward.evaluation.metrics import (
     EvalResult,
+    add_near_misses,
     auroc,
     dense_correlation,
     dense_from_labels,
-    add_near_misses,
     evaluate,
     last_k_score,
     load_labels,

@@ -8,7 +8,12 @@ import math
 import torch
 import torch.nn.functional as F
 
-from video2reward.evaluation.probe import feature_std, knn_predict, ridge_fit, ridge_predict
+from video2reward.evaluation.probe import (
+    feature_std,
+    knn_predict,
+    ridge_fit,
+    ridge_predict,
+)
 
 
 def test_knn_predicts_the_mean_target_of_the_nearest_rows() -> None:

@@ -17,12 +17,11 @@ import pytest
 import torch
 
 import video2reward
+from tests.golden.make_golden import MODELS, videos
 from video2reward.cli import main as cli_main
 from video2reward.inference.export import export_model
 from video2reward.rl.wrapper import LearnedReward
 from video2reward.video.frame_fit import fit_square
-
-from tests.golden.make_golden import MODELS, videos
 
 HERE = Path(__file__).resolve().parent
 EXPECTED = json.loads((HERE / "expected.json").read_text())

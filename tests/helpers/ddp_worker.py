@@ -22,8 +22,8 @@ from safetensors.torch import save_file
 
 from video2reward.training import distributed
 from video2reward.training.config import TrainConfig
-from video2reward.training.train import train_reward_model
 from video2reward.training.loop import Checkpointer, TrainingError, train_loop
+from video2reward.training.train import train_reward_model
 
 STEPS, INTERRUPT_AT = 12, 5  # rank 1 alone gets a Ctrl-C while drawing the batch of step 5
 
@@ -78,7 +78,9 @@ def main(out: Path, data: Path) -> None:
     result = train_reward_model([data / "train"], out / "model", config, progress=False)
     save_file({k: v.contiguous() for k, v in result.model.head.state_dict().items()}, str(mine / "model.safetensors"))
 
-    from video2reward.cli import main as v2r  # the command torchrun runs as `-m video2reward.cli`, in this group
+    from video2reward.cli import (
+        main as v2r,  # the command torchrun runs as `-m video2reward.cli`, in this group
+    )
 
     assert v2r(["pretrain", str(data / "train"), "--out", str(out / "encoder"), "--steps", "4", "--image-size", "32",
                 "--batch-size", "16", "--frames-per-video", "8", "--warmup-steps", "1", "--device", "cpu",

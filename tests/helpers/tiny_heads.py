@@ -9,7 +9,12 @@ import torch
 from video2reward.encoders import build_encoder
 from video2reward.evaluation.metrics import value_order_correlation
 from video2reward.inference.model import RewardModel
-from video2reward.testing.synthetic import as_demonstration, failed_squares, moving_square, square_demonstrations
+from video2reward.testing.synthetic import (
+    as_demonstration,
+    failed_squares,
+    moving_square,
+    square_demonstrations,
+)
 from video2reward.training.heads import finish_head
 from video2reward.training.loop import train_loop
 

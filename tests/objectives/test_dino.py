@@ -8,12 +8,18 @@ import math
 import numpy as np
 import pytest
 import torch
-from video2reward.testing.synthetic import moving_square
 
 from video2reward.encoders import build_encoder
 from video2reward.errors import ConfigError
-from video2reward.objectives.dino import DINO, DINOConfig, DINOHead, default_local_size, dino_loss
+from video2reward.objectives.dino import (
+    DINO,
+    DINOConfig,
+    DINOHead,
+    default_local_size,
+    dino_loss,
+)
 from video2reward.objectives.momentum import cosine_momentum
+from video2reward.testing.synthetic import moving_square
 from video2reward.video.frame_sampler import FrameBatch
 
 TINY_CNN = dict(stem_channels=8, channels=(8, 16), dim=32)

@@ -12,8 +12,8 @@ import torch.nn.functional as F
 
 from video2reward.encoders import build_encoder
 from video2reward.errors import ConfigError
-from video2reward.objectives.momentum import cosine_momentum
 from video2reward.objectives.moco import MoCo, MoCoConfig, info_nce
+from video2reward.objectives.momentum import cosine_momentum
 from video2reward.video.frame_sampler import FrameBatch
 
 TINY_CNN = {"stem_channels": 8, "channels": (8, 16), "dim": 16}

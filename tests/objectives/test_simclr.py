@@ -13,7 +13,7 @@ from video2reward.encoders import build_encoder
 from video2reward.errors import ConfigError
 from video2reward.objectives.base import feature_std
 from video2reward.objectives.projection import ProjectionHead
-from video2reward.objectives.simclr import DCL, SimCLR, DCLConfig, SimCLRConfig, nt_xent
+from video2reward.objectives.simclr import DCL, DCLConfig, SimCLR, SimCLRConfig, nt_xent
 from video2reward.video.frame_sampler import FrameBatch
 
 TINY_CNN = {"stem_channels": 8, "channels": (8, 16), "dim": 16}

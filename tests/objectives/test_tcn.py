@@ -8,10 +8,10 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from video2reward.testing.synthetic import moving_square
 
 from video2reward.encoders.cnn import CNNConfig, CNNEncoder
 from video2reward.objectives.tcn import TCN, TCNConfig, tcn_loss, tcn_masks
+from video2reward.testing.synthetic import moving_square
 from video2reward.video.dataset import Demonstration
 from video2reward.video.frame_sampler import FrameBatch, FrameSampler
 

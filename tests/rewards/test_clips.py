@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from video2reward.video.dataset import Demonstration
 from video2reward.rewards.clips import ClipSampler, VIPSampler
 from video2reward.rewards.triplets import FailedTripletSampler, TripletSampler
+from video2reward.video.dataset import Demonstration
 
 
 def make_demo(name: str, t: int, fill: int) -> Demonstration:

@@ -10,7 +10,12 @@ import torch
 
 from tests.helpers.tiny_heads import fit, held_out_voc, tiny_encoder
 from video2reward.rewards.clips import VIPSampler
-from video2reward.rewards.goal_distance import GoalDistanceConfig, GoalDistanceHead, goal_value, vip_loss
+from video2reward.rewards.goal_distance import (
+    GoalDistanceConfig,
+    GoalDistanceHead,
+    goal_value,
+    vip_loss,
+)
 from video2reward.testing.synthetic import moving_square
 
 

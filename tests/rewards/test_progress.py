@@ -8,12 +8,26 @@ import pytest
 import torch
 from torch.distributions import Normal, kl_divergence
 
-from tests.helpers.tiny_heads import failed_demonstrations, failed_mean_reward, fit, held_out_voc
+from tests.helpers.tiny_heads import (
+    failed_demonstrations,
+    failed_mean_reward,
+    fit,
+    held_out_voc,
+)
 from video2reward.encoders import build_encoder
 from video2reward.evaluation.metrics import value_order_correlation
 from video2reward.inference.model import RewardModel
-from video2reward.rewards.progress import ProgressConfig, ProgressHead, normal_kl, target_sigma
-from video2reward.rewards.triplets import FailedTripletSampler, TripletBatch, TripletSampler
+from video2reward.rewards.progress import (
+    ProgressConfig,
+    ProgressHead,
+    normal_kl,
+    target_sigma,
+)
+from video2reward.rewards.triplets import (
+    FailedTripletSampler,
+    TripletBatch,
+    TripletSampler,
+)
 from video2reward.testing.synthetic import moving_square
 from video2reward.training.loop import train_loop
 from video2reward.video.dataset import Demonstration

@@ -8,9 +8,20 @@ import math
 import pytest
 import torch
 
-from tests.helpers.tiny_heads import failed_demonstrations, failed_mean_reward, fit, held_out_voc
+from tests.helpers.tiny_heads import (
+    failed_demonstrations,
+    failed_mean_reward,
+    fit,
+    held_out_voc,
+)
 from video2reward.rewards.clips import ClipBatch, ClipSampler
-from video2reward.rewards.rank import RankConfig, RankHead, bradley_terry_loss, platt_fit, rank_pairs
+from video2reward.rewards.rank import (
+    RankConfig,
+    RankHead,
+    bradley_terry_loss,
+    platt_fit,
+    rank_pairs,
+)
 from video2reward.testing.synthetic import moving_square
 
 

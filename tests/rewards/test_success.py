@@ -11,7 +11,12 @@ import torch
 
 from tests.helpers.tiny_heads import HELD_OUT, failed_demonstrations, fit
 from video2reward.rewards.clips import ClipSampler
-from video2reward.rewards.success import SuccessConfig, SuccessHead, success_labels, weighted_bce
+from video2reward.rewards.success import (
+    SuccessConfig,
+    SuccessHead,
+    success_labels,
+    weighted_bce,
+)
 from video2reward.testing.synthetic import failed_squares, moving_square
 
 

@@ -9,11 +9,15 @@ import pytest
 import torch
 
 from tests.helpers.tiny_heads import fit, held_out_voc, tiny_encoder
-from video2reward.testing.synthetic import moving_square
-from video2reward.rewards.temporal_distance import (
-    TemporalDistanceConfig, TemporalDistanceHead, bin_centres, clip_pairs, gap_to_bin,
-)
 from video2reward.rewards.clips import ClipBatch, ClipSampler
+from video2reward.rewards.temporal_distance import (
+    TemporalDistanceConfig,
+    TemporalDistanceHead,
+    bin_centres,
+    clip_pairs,
+    gap_to_bin,
+)
+from video2reward.testing.synthetic import moving_square
 
 
 def test_bins_and_pairs() -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
+from video2reward.rewards.triplets import TripletSampler, motion_partners
 from video2reward.video.augment import FrameAugment, random_shift
 from video2reward.video.dataset import Demonstration, even_subsample
-from video2reward.rewards.triplets import TripletSampler, motion_partners
 
 
 def make_demo(name: str, t: int, fill: int, stride: int = 1) -> Demonstration:

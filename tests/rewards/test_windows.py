@@ -7,7 +7,11 @@ import pytest
 import torch
 
 from video2reward.rewards.windows import WindowSampler, clip_lattice
-from video2reward.testing.synthetic import as_demonstration, failed_squares, moving_square
+from video2reward.testing.synthetic import (
+    as_demonstration,
+    failed_squares,
+    moving_square,
+)
 from video2reward.video.dataset import Demonstration
 
 

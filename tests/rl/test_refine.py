@@ -23,8 +23,17 @@ from video2reward.rewards.progress import ProgressConfig, ProgressHead
 from video2reward.rewards.rank import RankConfig, RankHead
 from video2reward.rewards.triplets import TripletSampler
 from video2reward.rl import LearnedReward
-from video2reward.rl.refine import AgentFrameBuffer, RewardRefiner, check_refinable, refinement_videos
-from video2reward.testing.synthetic import failed_squares, moving_square, square_demonstrations
+from video2reward.rl.refine import (
+    AgentFrameBuffer,
+    RewardRefiner,
+    check_refinable,
+    refinement_videos,
+)
+from video2reward.testing.synthetic import (
+    failed_squares,
+    moving_square,
+    square_demonstrations,
+)
 from video2reward.video.io import write_video
 
 TRAINING = {"frames_per_video": 8, "batch_size": 32, "triplets_per_video": 32, "augment": False,

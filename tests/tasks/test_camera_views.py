@@ -8,6 +8,9 @@ import json
 import numpy as np
 import pytest
 
+from video2reward.demo.generate import generate_demo_data
+from video2reward.evaluation.metrics import load_labels
+from video2reward.tasks import TASKS
 from video2reward.tasks.views import (
     BACKGROUND,
     CLASSIC_VIEWS,
@@ -19,9 +22,6 @@ from video2reward.tasks.views import (
     view_of,
     views_for,
 )
-from video2reward.tasks import TASKS
-from video2reward.demo.generate import generate_demo_data
-from video2reward.evaluation.metrics import load_labels
 from video2reward.video.io import read_frames
 
 SMALL = dict(tasks=["pendulum"], n_train=1, n_test_expert=1, n_test_fail=2, n_test_partial=0, short_side=32,

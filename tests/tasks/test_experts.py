@@ -10,7 +10,12 @@ import pytest
 
 from video2reward.tasks import DEMO_TASKS, TASKS, make_env
 from video2reward.tasks.classic import mountaincar_expert, pendulum_energy
-from video2reward.tasks.policies import PARTIAL_FRACTION, RandomPolicy, StalledPolicy, make_policy
+from video2reward.tasks.policies import (
+    PARTIAL_FRACTION,
+    RandomPolicy,
+    StalledPolicy,
+    make_policy,
+)
 from video2reward.tasks.rollout import episode_seeds, make_episode, rollout
 
 SEEDS = range(8)

@@ -12,8 +12,6 @@ import pytest
 
 from video2reward.demo.generate import generate_demo_data
 from video2reward.tasks import DEMO_TASKS, TASKS, make_env
-from video2reward.tasks.policies import make_policy
-from video2reward.tasks.rollout import episode_seeds, make_episode, rollout
 from video2reward.tasks.metaworld import (
     CAMERA,
     MAX_STEPS,
@@ -23,6 +21,8 @@ from video2reward.tasks.metaworld import (
     make_metaworld_env,
     metaworld_env_name,
 )
+from video2reward.tasks.policies import make_policy
+from video2reward.tasks.rollout import episode_seeds, make_episode, rollout
 from video2reward.video.io import read_frames
 
 NAMES = ("reach", "drawer-open", "button-press-topdown", "door-open")

@@ -25,15 +25,23 @@ from video2reward.rewards.goal_distance import GoalDistanceConfig, GoalDistanceH
 from video2reward.rewards.pixel_ridge import PixelRidge
 from video2reward.rewards.progress import ProgressConfig, ProgressHead
 from video2reward.rewards.rank import RankConfig, RankHead
-from video2reward.rewards.registry import head_config_dict, distill_kind
+from video2reward.rewards.registry import distill_kind, head_config_dict
 from video2reward.rewards.success import SuccessConfig, SuccessHead
 from video2reward.rewards.temporal import TemporalConfig, TemporalProgressHead
-from video2reward.rewards.temporal_distance import TemporalDistanceConfig, TemporalDistanceHead
+from video2reward.rewards.temporal_distance import (
+    TemporalDistanceConfig,
+    TemporalDistanceHead,
+)
 from video2reward.rewards.triplets import TripletSampler
 from video2reward.rewards.windows import WindowSampler
 from video2reward.testing.synthetic import moving_square, square_demonstrations
 from video2reward.training.config import DistillConfig
-from video2reward.training.distill import DistillLoss, DistillSampler, binary_kl_logits, distill
+from video2reward.training.distill import (
+    DistillLoss,
+    DistillSampler,
+    binary_kl_logits,
+    distill,
+)
 from video2reward.video.io import write_video
 
 HEADS = {  # kind -> (head on an encoder, its training sampler), as in tests/rewards/

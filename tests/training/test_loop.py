@@ -11,7 +11,12 @@ import torch
 import torch.nn as nn
 
 from tests.helpers.toy_regressor import Regressor, regression_batch
-from video2reward.training.loop import Checkpointer, TrainingError, train_loop, warmup_cosine
+from video2reward.training.loop import (
+    Checkpointer,
+    TrainingError,
+    train_loop,
+    warmup_cosine,
+)
 
 
 def run(tmp: Path, steps: int, interrupt_at: int | None = None, resume: bool = False) -> nn.Module:

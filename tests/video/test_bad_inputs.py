@@ -11,8 +11,14 @@ import pytest
 
 from video2reward.cli import main
 from video2reward.errors import VideoError
-from video2reward.testing.bad_videos import (CASES, Case, four_k, mixed_resolutions, rgb48_png_folder,
-                                             variable_frame_rate)
+from video2reward.testing.bad_videos import (
+    CASES,
+    Case,
+    four_k,
+    mixed_resolutions,
+    rgb48_png_folder,
+    variable_frame_rate,
+)
 from video2reward.testing.synthetic import write_square_dataset
 from video2reward.video.io import find_videos, probe, read_frames
 

@@ -11,7 +11,13 @@ from PIL import Image
 
 from video2reward.errors import VideoError
 from video2reward.video.frame_fit import fit_square
-from video2reward.video.io import find_videos, iter_frames, probe, read_frames, write_video
+from video2reward.video.io import (
+    find_videos,
+    iter_frames,
+    probe,
+    read_frames,
+    write_video,
+)
 
 
 def ramp_frames(t: int = 12, h: int = 40, w: int = 56) -> list[np.ndarray]:
@@ -154,7 +160,9 @@ def test_unicode_and_space_paths(tmp_path: Path) -> None:
 @pytest.mark.parametrize("codec, pix_fmt, suffix", [("ffv1", "gray", ".mkv"), ("png", "rgba", ".mov"),
                                                     ("ffv1", "gray16le", ".mkv")])
 def test_grayscale_rgba_and_16bit_video_streams(tmp_path: Path, codec: str, pix_fmt: str, suffix: str) -> None:
-    from video2reward.testing.bad_videos import coded_stream  # 4 flat frames of gray 0, 60, 120, 180 stored in pix_fmt
+    from video2reward.testing.bad_videos import (
+        coded_stream,  # 4 flat frames of gray 0, 60, 120, 180 stored in pix_fmt
+    )
 
     path = coded_stream(tmp_path / f"clip{suffix}", codec, pix_fmt)
     out = read_frames(path, size=16)

@@ -13,7 +13,12 @@ from video2reward.rewards.triplets import TripletSampler
 from video2reward.testing.synthetic import square_demonstrations
 from video2reward.training.config import TrainConfig
 from video2reward.training.train import _batches
-from video2reward.video.view_augment import ViewAugment, random_blur, random_homographies, warp
+from video2reward.video.view_augment import (
+    ViewAugment,
+    random_blur,
+    random_homographies,
+    warp,
+)
 
 IDENTITY = ViewAugment(crop_scale=(1.0, 1.0), crop_ratio=(1.0, 1.0), rotate=0.0, shear=0.0, perspective=0.0,
                        flip_p=0.0, brightness=0.0, contrast=0.0, saturation=0.0, hue=0.0, gray_p=0.0, blur_p=0.0,

@@ -1,5 +1,6 @@
 """The `v2r` command: the top-level parser, each command group's subcommands in workflow order, and `main`,
 which runs one and turns errors into exit codes (2: a bad input or config, 130: Ctrl-C, 1: stdout closed).
+Bare `v2r` prints the overview (`v2r --help`) and exits 2, as a command line without its command is.
 
 Every group module (demo, train, rl, deploy, score) owns its subcommands' options and `cmd_*` functions and
 imports torch and the library only inside them, so `v2r --help` stays fast."""
@@ -51,7 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    if not (sys.argv[1:] if argv is None else argv):  # bare `v2r`: the overview, not "COMMAND is required"
+        parser.print_help()
+        return 2
+    args = parser.parse_args(argv)
     if getattr(args, "json", False):
         args.quiet = True
     try:

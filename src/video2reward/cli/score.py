@@ -17,6 +17,8 @@ from video2reward.cli.common import (
 )
 from video2reward.errors import ConfigError
 
+DEVICE_HELP = "cpu, cuda or auto (cuda when available) (default: cpu)"
+
 
 def add_parsers(add: AddCommand) -> None:
     """The `score`, `report` and `eval` subcommands."""
@@ -44,7 +46,7 @@ def add_parsers(add: AddCommand) -> None:
                    "efficientnet-lite0 encoders), 'pooled' = the vector the head reads, 'auto' = map where the "
                    "encoder has one, else pooled")
     p.add_argument("--skip-bad", action="store_true", help="skip videos that fail to decode and list them")
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--device", default="cpu", help=DEVICE_HELP)
     _add_scoring_options(p)
 
     p = add("report", "write OUT/index.html, one self-contained page: every video playing next to its reward curve "
@@ -60,7 +62,7 @@ def add_parsers(add: AddCommand) -> None:
     p.add_argument("--quality", type=int, default=30, help="crf of the embedded videos: lower is sharper and larger "
                    "(default: 30)")
     p.add_argument("--skip-bad", action="store_true", help="skip videos that fail to decode and list them")
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--device", default="cpu", help=DEVICE_HELP)
     _add_scoring_options(p)
 
     p = add("eval", "VOC, success AUROC and dense-reward correlation on DATA_DIR/{test_expert,test_fail}; "
@@ -72,9 +74,9 @@ def add_parsers(add: AddCommand) -> None:
     p.add_argument("data", help="folder with test_expert/ and test_fail/ (and optionally test_partial/ and "
                    "labels.json)")
     p.add_argument("--out", help="JSON file for the results (default: MODEL/eval.json)")
-    p.add_argument("--plot", metavar="PNG", help="also plot expert and failed reward curves to this PNG")
+    p.add_argument("--plot", metavar="PNG", help="also plot the expert, failed and near-miss reward curves to this PNG")
     p.add_argument("--skip-bad", action="store_true", help="skip videos that fail to decode and list them")
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--device", default="cpu", help=DEVICE_HELP)
 
 
 def _add_scoring_options(parser: argparse.ArgumentParser) -> None:
@@ -89,6 +91,15 @@ def _add_scoring_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--precision", default="auto", choices=PRECISIONS, help=f"{PRECISION_HELP} (default: auto)")
 
 
+def _device(name: str):
+    """--device as a torch device: 'auto' is cuda when available; a clear error for cuda without one."""
+    from video2reward.training.config import (
+        resolve_device,  # here, not at the top: keeps `v2r --help` free of torch
+    )
+
+    return resolve_device(name)
+
+
 def cmd_score(args: argparse.Namespace) -> None:
     from video2reward.inference.scoring import (
         score_to_jsonl,  # here, not at the top: keeps `v2r --help` fast
@@ -96,7 +107,7 @@ def cmd_score(args: argparse.Namespace) -> None:
 
     if args.workers < 0:
         raise ConfigError(f"--workers {args.workers}: give 0 (decode in this process) or more")
-    model = video2reward.load(args.model, device=args.device, precision=args.precision)
+    model = video2reward.load(args.model, device=_device(args.device), precision=args.precision)
     if args.relative:  # relative goal progress to the --goal image, in the encoder's features (no head)
         # here, not at the top: keeps `v2r --help` fast
         from video2reward.inference.relative import relative_to_jsonl, use_feature_map
@@ -128,7 +139,7 @@ def cmd_report(args: argparse.Namespace) -> None:
 
     if args.workers < 0:
         raise ConfigError(f"--workers {args.workers}: give 0 (decode in this process) or more")
-    model = video2reward.load(args.model, device=args.device, precision=args.precision)
+    model = video2reward.load(args.model, device=_device(args.device), precision=args.precision)
     result = write_report(model, args.model, args.videos, args.out, labels=args.labels, width=args.width,
                           quality=args.quality, skip_bad=args.skip_bad, workers=args.workers, progress=not args.quiet)
     print_skipped(result.skipped)
@@ -144,14 +155,14 @@ def cmd_eval(args: argparse.Namespace) -> None:
     from video2reward.evaluation.data_dir import evaluate_data_dir_with_near_misses
     from video2reward.evaluation.plots import plot_eval_summary  # here too
 
-    model = video2reward.load(args.model, device=args.device)
-    result, expert, failed, _ = evaluate_data_dir_with_near_misses(model, args.data, skip_bad=args.skip_bad,
-                                                                   progress=not args.quiet)
+    model = video2reward.load(args.model, device=_device(args.device))
+    result, expert, failed, partial = evaluate_data_dir_with_near_misses(model, args.data, skip_bad=args.skip_bad,
+                                                                         progress=not args.quiet)
     out = Path(args.out) if args.out else Path(args.model) / "eval.json"
     # files first, then the printout: `v2r eval ... | head` closes stdout early and must not lose them
     write_json(out, {"model": str(args.model), "data": str(args.data), **json.loads(result.to_json())})
     if args.plot:
-        plot_eval_summary(Path(args.plot), result, expert, failed)
+        plot_eval_summary(Path(args.plot), result, expert, failed, partial, model=model, data_dir=args.data)
     if print_json(args, {"out": str(out), "plot": args.plot, **json.loads(result.to_json())}):
         return
     print(result.table())

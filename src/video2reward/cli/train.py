@@ -37,6 +37,7 @@ def add_parsers(add: AddCommand) -> None:
     p.add_argument("--resume", action="store_true", help="continue an interrupted run from OUT/checkpoint")
     p.add_argument("--skip-bad", action="store_true", help="skip videos that fail to decode and list them")
     add_config_arguments(p, PretrainConfig)
+    p.set_defaults(encoder=None)  # not given: cnn, or vit for --method mae (cmd_pretrain: `pretrain_encoder_name`)
     _add_method_options(p)
 
     p = add("probe", "fit kNN and linear probes of normalised time on frozen features of DATA/train, report their "
@@ -96,7 +97,7 @@ def head_options(args: argparse.Namespace) -> dict[str, dict]:
 def _add_method_options(parser: argparse.ArgumentParser) -> None:
     """One argument group per pretraining method: `--dino-teacher-temp` etc., each with its help text."""
     # here, not at the top: `import video2reward.cli` stays free of torch
-    from video2reward.core.options import field_type
+    from video2reward.core.options import field_type, help_with_default
     from video2reward.objectives import OBJECTIVES, objective_fields  # here too
 
     for method in OBJECTIVES:
@@ -107,7 +108,7 @@ def _add_method_options(parser: argparse.ArgumentParser) -> None:
                 kind = field_type(f)
             except KeyError:  # tuple-valued fields (crop scales) are not exposed on the command line
                 continue
-            help_text = f"{f.metadata.get('help', '')} (default: {f.default})"
+            help_text = help_with_default(f.metadata.get("help", ""), f.default)
             dest = f"opt__{method}__{name}"
             if kind is bool:
                 group.add_argument(flag, dest=dest, action=argparse.BooleanOptionalAction,
@@ -159,6 +160,23 @@ def _method_options(args: argparse.Namespace) -> dict:
     return options
 
 
+def pretrain_encoder_name(args: argparse.Namespace) -> str | None:
+    """Fills in `v2r pretrain`'s --encoder when the user gave none: PretrainConfig's (cnn), except for --method mae,
+    which hides a ViT's patch tokens and so gets vit; returns the one line that says so (None when nothing was
+    chosen for the user). An explicit `--encoder cnn --method mae` is left to the objective's error."""
+    from video2reward.training.config import (
+        PretrainConfig,  # here, not at the top: `import video2reward.cli` stays free of torch
+    )
+
+    if args.encoder is not None:
+        return None
+    if args.method == "mae":
+        args.encoder = "vit"
+        return "--method mae masks a ViT's patch tokens (a cnn has none): pretraining --encoder vit"
+    args.encoder = PretrainConfig.encoder
+    return None
+
+
 def cmd_pretrain(args: argparse.Namespace) -> None:
     # here, not at the top: keeps `v2r --help` fast
     from video2reward.training import distributed
@@ -168,10 +186,13 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
     )
     from video2reward.training.pretrain import pretrain_encoder  # here too
 
+    chosen = pretrain_encoder_name(args)
     config = config_from_args(PretrainConfig, args)
     with distributed.session(config.device):  # torchrun: one process group for the run (else nothing)
         if not args.dirs and not args.views:
             raise ConfigError("give the video folders (DIR ...) or, for multi-view TCN, --views DIR1 DIR2 ...")
+        if chosen and distributed.is_main():
+            print(chosen, flush=True)
         result = pretrain_encoder(args.dirs, args.out, config, _method_options(args), resume=args.resume,
                                   skip_bad=args.skip_bad, progress=not args.quiet and distributed.is_main(),
                                   views=args.views or ())

@@ -25,6 +25,15 @@ def field_type(f: dataclasses.Field) -> type:
     return get_args(annotation)[0] if get_origin(annotation) is not None else annotation
 
 
+def help_with_default(help_text: str, default: Any) -> str:
+    """`help_text (default: X)`; an empty default reads "none" (a bare "(default: )" says nothing), and help that
+    already says what its default is ("default: the model's own videos") gets nothing added."""
+    if "default:" in help_text:
+        return help_text
+    shown = "none" if default is None or default == "" else default
+    return f"{help_text} (default: {shown})"
+
+
 def add_config_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls: type,
                          skip: tuple[str, ...] = (), prefix: str = "", dest_prefix: str = "",
                          only_given: bool = False) -> None:
@@ -37,7 +46,7 @@ def add_config_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGro
             continue
         name = f.metadata.get("flag", f.name)  # a field may name its flag (e.g. to keep a prefix from repeating)
         flag = "--" + (f"{prefix}-" if prefix else "") + name.replace("_", "-")
-        help_text = f"{f.metadata['help']} (default: {f.default})"
+        help_text = help_with_default(f.metadata["help"], f.default)
         default = argparse.SUPPRESS if only_given else f.default
         kind = field_type(f)
         if kind is bool:

@@ -36,8 +36,8 @@ from typing import Any
 
 import gymnasium as gym
 from PIL import Image
-from tqdm import tqdm
 
+from video2reward.core.progress import ProgressBar, progress_bar
 from video2reward.demo.train_views import check_cameras, write_train_views
 from video2reward.errors import ConfigError
 from video2reward.tasks import DEMO_TASKS, TASKS, make_env
@@ -93,7 +93,8 @@ def _clear_old_videos(task_dir: Path) -> None:
 
 
 def _write_camera_split(
-    task: DemoTask, task_dir: Path, seed: int, n_expert: int, n_fail: int, short_side: int, fps: float, bar: tqdm
+    task: DemoTask, task_dir: Path, seed: int, n_expert: int, n_fail: int, short_side: int, fps: float,
+    bar: ProgressBar,
 ) -> None:
     """TASK/test_cam/: expert and failed episodes (and one goal image per view) seen through the views of
     `tasks.views.views_for(task)`, with its own labels.json (see tasks/views.py). Seeds come from the split
@@ -174,7 +175,7 @@ def generate_demo_data(
     folders: dict[str, Path] = {}
     total = len(demo_tasks) * (sum(counts.values()) + (n_test_expert + n_test_fail if camera_shift else 0))
     total += sum(n_train * len(train_views) for task in demo_tasks if task.make_env is not None)
-    with tqdm(total=total, desc="demo data", unit="video", disable=not progress) as bar:
+    with progress_bar(total=total, desc="demo data", unit="video", disable=not progress) as bar:
         for task in demo_tasks:
             task_dir = out / task.name
             for split in SPLITS:

@@ -19,8 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from tqdm import tqdm
-
+from video2reward.core.progress import ProgressBar
 from video2reward.errors import ConfigError
 from video2reward.tasks.rollout import make_episode
 from video2reward.tasks.task import DemoTask
@@ -50,7 +49,7 @@ def cameras_of_test_cam() -> set[str]:
 
 
 def write_train_views(task: DemoTask, task_dir: Path, seed: int, train_dense: dict[str, list[float]],
-                      cameras: Sequence[str], short_side: int, fps: float, bar: tqdm) -> None:
+                      cameras: Sequence[str], short_side: int, fps: float, bar: ProgressBar) -> None:
     """TASK/train_views/<camera>/ep_XXX.mp4 for each camera: train/'s episodes (file name -> dense signal as in
     train/'s labels, `train_dense`) replayed and rendered from `camera`."""
     for camera in cameras:

@@ -89,7 +89,7 @@ def view_goal_readings(model: RewardModel, cam_dir: Path, labels: dict | None, s
         experts = videos_of("test_expert")
         if experts and reads_goal(model):  # `v2r score --goal IMAGE`: the head's own (pooled) goal features
             report = score_videos(model, experts, goal=model.goal_from_image(path), skip_bad=skip_bad,
-                                  progress=progress)
+                                  progress=progress, desc=f"scoring {CAM_SPLIT}/test_expert against {image}")
             with_goal += [s.rewards.mu for s in report.videos]
         if has_encoder:  # `v2r score --goal IMAGE --relative` with its defaults
             spatial = use_feature_map(model)

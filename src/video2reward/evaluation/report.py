@@ -1,10 +1,14 @@
 """`v2r report MODEL VIDEOS... --out report/`: one self-contained HTML page to look at a reward model.
 
-Every video plays next to its reward curve (mu, the mu +- sigma band, the success probability when the
-model has a detector, the environment's dense signal when labels have it) with a cursor that follows
-playback; clicking or dragging on a curve seeks the video. When the videos come with a labels.json (as
+The page opens with an overview: every video's reward over normalised time on one chart (expert, failed and
+near-miss videos in their own colours, each group's mean in bold). Then every video plays next to its reward
+curve (mu, the mu +- sigma band, the success probability when the model has a detector, the environment's dense
+signal when labels have it) with a cursor that follows playback; clicking or dragging on a curve seeks the
+video, and the player's buttons sit below it, never over the picture. Every curve is drawn on the model's fixed
+reward axis (inference/reward_axis.py), the band clipped to it. When the videos come with a labels.json (as
 `v2r demo-data` writes: DATA/labels.json next to DATA/test_expert/ ...), the page starts with the evaluation
-table of evaluation.py: VOC, success AUROC, dense Spearman, near-miss AUROC.
+table of evaluation.py (VOC, success AUROC, dense Spearman, near-miss AUROC, each explained) and tags every
+video with its group and final reward (and an expert video with its VOC).
 
 The page needs nothing but itself: the videos are re-encoded small (H.264 in mp4, which every major
 browser plays; VP9 in webm when this PyAV has no H.264 encoder) and embedded as base64 data URIs, the data
@@ -43,6 +47,7 @@ from video2reward.evaluation.metrics import (
     spearman,
 )
 from video2reward.inference.model import RewardModel
+from video2reward.inference.reward_axis import plot_title, reward_axis
 from video2reward.inference.scoring import ScoredVideo, score_videos
 from video2reward.video.io import VideoSource, iter_frames
 
@@ -119,8 +124,9 @@ def _label_key(source: VideoSource, labels_dir: Path) -> str:
 
 def label_videos(videos: Sequence[ScoredVideo], labels_file: Path) -> tuple[EvalResult | None, dict[str, dict]]:
     """Evaluate the videos that labels.json knows: expert (success true), failed (false) and near miss (split
-    test_partial); returns the EvalResult (None when no video has a label) and, per video name, its group,
-    VOC and the Spearman correlation of its reward with its dense signal."""
+    test_partial); returns the EvalResult (None when no video has a label) and, per video name, its group, its
+    final reward (the mean of its last `last_k` frames, which the AUROCs compare), its VOC when it is an expert
+    video, and the Spearman correlation of its reward with its dense signal."""
     labels = load_labels(labels_file.parent) or {"videos": {}}
     groups: dict[str, dict[str, np.ndarray]] = {"expert": {}, "failed": {}, "near miss": {}}
     per_video: dict[str, dict] = {}
@@ -141,8 +147,20 @@ def label_videos(videos: Sequence[ScoredVideo], labels_file: Path) -> tuple[Eval
     result = evaluate(groups["expert"], groups["failed"], dense or None, partial=groups["near miss"] or None)
     for row in result.per_video:
         if row["video"] in per_video:
-            per_video[row["video"]]["voc"] = None if math.isnan(row["voc"]) else row["voc"]
+            label = per_video[row["video"]]
+            label["final"], label["last_k"] = row["score_last_k"], result.last_k  # what the AUROCs compare
+            if label["group"] == "expert":  # VOC scores the order of a success; a failure's is no score of it
+                label["voc"] = None if math.isnan(row["voc"]) else row["voc"]
     return result, per_video
+
+
+def _shown(path: Path) -> str:
+    """`path` as the page names it: relative to the working folder when it lies below it, else absolute."""
+    path = Path(path).resolve()
+    try:
+        return path.relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def _values(x: np.ndarray | None) -> list[float] | None:
@@ -191,9 +209,11 @@ def write_report(
         })
     page = render_page(f"v2r report: {Path(model_path).name}", {
         "model": str(model_path), "model_description": model.describe(),
+        "heading": plot_title(model, [video.source.path for video in scored.videos]),
+        "axis": reward_axis(model.config).to_dict(),  # every curve of the page on the model's fixed reward axis
         "written": time.strftime("%Y-%m-%d %H:%M:%S"), "videos": videos,
         "eval": result.to_dict() if result is not None else None,
-        "labels_file": str(labels_file) if result is not None else None,
+        "labels_file": _shown(labels_file) if result is not None else None,
     })
     out.mkdir(parents=True, exist_ok=True)
     path, tmp = out / "index.html", out / ".index.html.tmp"

@@ -35,6 +35,7 @@ class RewardModel:
         self.config = config
         self.image_size: int = int(config["image_size"])
         self.frame_fit: str = config.get("frame_fit", "pad")  # how frames become square, as in training
+        self.path: Path | None = None  # the folder it was loaded from or saved to: names it in plots and reports
 
     def __repr__(self) -> str:
         return f"RewardModel({self.describe()}, device={self.device.type})"
@@ -51,10 +52,13 @@ class RewardModel:
                 f"{Path(directory) / 'model.safetensors'}: weights do not fit the model in config.json "
                 f"(missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]}); re-copy the model folder"
             )
-        return cls(head, config, device, precision)
+        model = cls(head, config, device, precision)
+        model.path = Path(directory)
+        return model
 
     def save(self, directory: str | os.PathLike) -> None:
         save_model_dir(Path(directory), self.head.state_dict(), self.config)
+        self.path = Path(directory)
 
     # ---- what the head reads -----------------------------------------------------------------------
     @property

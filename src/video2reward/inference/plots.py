@@ -1,4 +1,5 @@
-"""The reward curve of one video as a PNG, with a strip of its frames (`v2r score --plot`).
+"""The reward curve of one video as a PNG, with a strip of its frames (`v2r score --plot`), on the model's fixed
+reward axis (inference/reward_axis.py).
 
 Drawing uses `matplotlib.figure.Figure` with the Agg canvas directly, never pyplot, so importing this module
 neither opens windows nor changes a backend the user has already chosen. Every file is written atomically
@@ -18,6 +19,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import ConnectionPatch
 from matplotlib.ticker import MaxNLocator
+
+from video2reward.inference.reward_axis import RewardAxis
 
 REWARD_COLOR = "tab:blue"
 SUCCESS_COLOR = "tab:green"
@@ -66,8 +69,7 @@ def format_number(x: float | None) -> str:
     return "n/a" if x is None or math.isnan(x) else f"{x:.3f}"
 
 
-def plot_reward_curve(
-    path: Path,
+def reward_curve_figure(
     rewards: np.ndarray,
     thumbnails: np.ndarray,
     thumb_indices: Sequence[int],
@@ -75,11 +77,11 @@ def plot_reward_curve(
     title: str = "",
     success_prob: np.ndarray | None = None,
     fps: float | None = None,
-) -> Path:
-    """Write one PNG: the reward vs frame index (top axis in seconds when `fps` is given), a mu +- sigma band
-    when `sigma` is given, the success probability on a right-hand axis when given, and below it a strip of
-    the K `thumbnails` (K, h, w, 3) uint8, each joined to its frame index (a thin vertical line on the curve).
-    Returns `path`."""
+    axis: RewardAxis | None = None,
+    subtitle: str = "",
+) -> Figure:
+    """The figure `plot_reward_curve` writes (see there); tests read its axes."""
+    axis = axis or RewardAxis()
     mu = np.asarray(rewards, dtype=np.float64).reshape(-1)
     n = mu.size
     if n == 0:
@@ -100,17 +102,18 @@ def plot_reward_curve(
         raise ValueError(f"fps must be positive, got {fps}")
 
     k = len(idx)
-    fig = Figure(figsize=(10, 6.4 if k else 4.2), layout="constrained")
+    fig = Figure(figsize=(10, 6.8 if k else 4.6), layout="constrained")
     gs = fig.add_gridspec(2 if k else 1, 1, height_ratios=[3, 1.3] if k else [1])
     ax = fig.add_subplot(gs[0])
     x = np.arange(n)
     marker = "o" if n <= 60 else None
     handles = []
     if sig is not None:
+        low, high = axis.clip(mu - sig), axis.clip(mu + sig)  # the band never leaves the reward's axis
         if n == 1:
-            ax.errorbar(x, mu, yerr=sig, color=REWARD_COLOR, alpha=0.4, capsize=4)
-        handles.append(ax.fill_between(x, mu - sig, mu + sig, color=REWARD_COLOR, alpha=0.2, lw=0, label="± σ"))
-    handles += ax.plot(x, mu, color=REWARD_COLOR, lw=1.8, marker=marker, ms=3, label="reward")
+            ax.errorbar(x, mu, yerr=[mu - low, high - mu], color=REWARD_COLOR, alpha=0.4, capsize=4)
+        handles.append(ax.fill_between(x, low, high, color=REWARD_COLOR, alpha=0.2, lw=0, label="mu ± sigma"))
+    handles += ax.plot(x, mu, color=REWARD_COLOR, lw=1.8, marker=marker, ms=3, label="reward (mu)")
     for i in idx:
         ax.axvline(i, color="0.55", lw=0.7, ls=":", zorder=0)
     if n == 1:
@@ -119,6 +122,7 @@ def plot_reward_curve(
     else:
         ax.set_xlim(0, n - 1)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylim(*axis.limits)  # fixed by the model, never by this video: a flat failure looks flat
     ax.set_xlabel("frame")
     ax.set_ylabel("reward")
     ax.grid(alpha=0.25)
@@ -128,12 +132,16 @@ def plot_reward_curve(
     if prob is not None:
         ax2 = ax.twinx()
         handles += ax2.plot(x, prob, color=SUCCESS_COLOR, lw=1.4, ls="--", marker=marker, ms=2, label="P(success)")
-        ax2.set_ylim(-0.03, 1.03)
+        ax2.set_ylim(*RewardAxis(0.0, 1.0).limits)
         ax2.set_ylabel("P(success)", color=SUCCESS_COLOR)
         ax2.tick_params(axis="y", colors=SUCCESS_COLOR)
-    ax.legend(handles=handles, loc="best", fontsize=8, framealpha=0.8)
+    ax.legend(handles=handles, loc="upper left", fontsize=8, framealpha=0.8)
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title, fontsize=12)
+    if subtitle:
+        ax.set_title(subtitle, fontsize=9, color="0.3")
+    beyond = axis.outside([mu])
+    fig.supxlabel(axis.caption(sigma=sig is not None) + (f"\n{beyond}" if beyond else ""), fontsize=8, color="0.3")
 
     if k:
         strip = gs[1].subgridspec(1, k, wspace=0.04)
@@ -150,4 +158,26 @@ def plot_reward_curve(
                     color="0.6", lw=0.6, ls="-", alpha=0.8,
                 )
             )
+    return fig
+
+
+def plot_reward_curve(
+    path: Path,
+    rewards: np.ndarray,
+    thumbnails: np.ndarray,
+    thumb_indices: Sequence[int],
+    sigma: np.ndarray | None = None,
+    title: str = "",
+    success_prob: np.ndarray | None = None,
+    fps: float | None = None,
+    axis: RewardAxis | None = None,
+    subtitle: str = "",
+) -> Path:
+    """Write one PNG: the reward vs frame index (top axis in seconds when `fps` is given), a mu +- sigma band
+    when `sigma` is given, the success probability on a right-hand axis when given, and below it a strip of
+    the K `thumbnails` (K, h, w, 3) uint8, each joined to its frame index (a thin vertical line on the curve).
+    The reward axis is `axis` (the model's: `reward_axis(model.config)`; default [0, 1]) whatever the values,
+    with the sigma band clipped to it; `title` (the video) and `subtitle` (task and model: `plot_title`) head
+    the figure, and a caption under it says what the numbers mean. Returns `path`."""
+    fig = reward_curve_figure(rewards, thumbnails, thumb_indices, sigma, title, success_prob, fps, axis, subtitle)
     return save_png(fig, Path(path))

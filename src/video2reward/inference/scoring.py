@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from video2reward.core.preflight import check_output_folder
+from video2reward.core.progress import progress_bar
 from video2reward.errors import ConfigError, V2RError, VideoError
 from video2reward.inference.model import RewardModel
 from video2reward.inference.plots import plot_reward_curve, thumbnail_indices
+from video2reward.inference.reward_axis import plot_title, reward_axis
 from video2reward.inference.scorer import SCORE_BATCH, Rewards, Scorer
 from video2reward.video.chunk_loader import iter_chunks
 from video2reward.video.io import VideoSource, find_videos, iter_frames
@@ -105,15 +106,21 @@ def score_videos(
     on_video: Callable[[ScoredVideo], None] | None = None,
     progress: bool = True,
     workers: int = 0,
+    desc: str | None = None,
 ) -> ScoreReport:
     """Score every video under `paths`. A video that fails to decode raises VideoError, or with `skip_bad`
     is listed in `report.skipped` and the rest go on. `workers` > 0 decodes in that many processes (the model
-    runs here, on the same chunks, so the rewards are the same as with 0)."""
+    runs here, on the same chunks, so the rewards are the same as with 0). `desc` names the stage in the
+    progress output (default: "scoring" and the folder, e.g. "scoring pendulum/test_expert")."""
     sources = find_videos(paths)
     report = ScoreReport()
+    # every plot of this model on the same fixed reward axis, titled with the task and the model
+    if plot_dir is not None:
+        axis, subtitle = reward_axis(model.config), plot_title(model, [s.path for s in sources])
     scored = (_scored_in_workers(model, sources, goal, workers) if workers > 0
               else _scored_in_process(model, sources, goal))
-    bar = tqdm(scored, total=len(sources), desc="scoring", unit="video", disable=not progress, dynamic_ncols=True)
+    bar = progress_bar(scored, total=len(sources), desc=desc or scoring_desc(paths), unit="video",
+                       disable=not progress)
     for source, rewards, seconds in bar:
         if isinstance(rewards, VideoError):
             if not skip_bad:
@@ -128,11 +135,22 @@ def score_videos(
             thumbs, idx = _thumbnails(source, len(rewards), model.frame_fit)
             plot_reward_curve(Path(plot_dir) / _plot_name(source.name), rewards.mu, thumbs, idx,
                               sigma=rewards.sigma, title=source.name, success_prob=rewards.success_prob,
-                              fps=rewards.fps)
+                              fps=rewards.fps, axis=axis, subtitle=subtitle)
         if on_video is not None:
             on_video(video)
-        bar.set_postfix(frames_per_s=f"{report.frames_per_second:.0f}")
+        bar.set_postfix({"frames/s": f"{report.frames_per_second:.0f}"})
     return report
+
+
+def scoring_desc(paths: Sequence[str | os.PathLike]) -> str:
+    """"scoring" and what: for one path its last two parts (a task's split: "scoring pendulum/test_expert"), for a
+    few their names ("scoring test_expert, test_fail")."""
+    if 1 < len(paths) <= 3:
+        return "scoring " + ", ".join(Path(p).name for p in paths)
+    if len(paths) != 1:
+        return "scoring"
+    parts = [p for p in Path(paths[0]).parts if p not in ("", ".", "/")]
+    return "scoring " + "/".join(parts[-2:]) if parts else "scoring"
 
 
 def _round(values: np.ndarray) -> list[float]:

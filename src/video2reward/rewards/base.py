@@ -47,6 +47,11 @@ class HeadEntry:
     distill: str | None  # what a student matches (one of DISTILL_KINDS; training/distill.py), None: not distilled
     summary: str  # one line for `v2r train --help`
     encoder: bool = True  # it reads frames through a learned encoder (pixel-ridge does not)
+    # the values mu can take, (low, high), or None when mu is unbounded (a regression or a distance): reward plots
+    # and the report draw every video of a model on one fixed axis chosen from it (inference/reward_axis.py)
+    reward_range: tuple[float, float] | None = (0.0, 1.0)
+    # what mu is, in words, for the one-line caption under every reward plot
+    reward_meaning: str = "predicted progress, 0 = start, 1 = task done"
 
 
 def earlier_frames(t: torch.Tensor, motion_gap: int, context: int) -> torch.Tensor | None:

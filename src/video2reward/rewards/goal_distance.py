@@ -134,4 +134,6 @@ class GoalDistanceHead(nn.Module):
 
 ENTRY = HeadEntry("goal-distance", GoalDistanceHead, GoalDistanceConfig, vip_sampler, negatives=False,
                   distill="value", summary="VIP: distance to the goal in an embedding trained with the "
-                                           "value-implicit objective")
+                                           "value-implicit objective",
+                  reward_range=None,  # (d_start - d) / (d_start - d_end): below 0 further than a start, unclamped
+                  reward_meaning="distance to the goal mapped to progress, 0 = a typical start, 1 = a typical end")

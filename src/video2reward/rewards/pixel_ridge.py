@@ -89,4 +89,5 @@ class PixelRidge(nn.Module):
 
 ENTRY = HeadEntry("pixel-ridge", PixelRidge, PixelRidgeConfig, None, negatives=False, distill=None,
                   summary="PCA of raw pixels + ridge on time, fitted in closed form: the floor baseline",
-                  encoder=False)
+                  encoder=False, reward_range=None,  # a linear regression: unbounded
+                  reward_meaning="regressed progress, 0 = start, 1 = task done")

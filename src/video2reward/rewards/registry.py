@@ -55,6 +55,21 @@ def distill_kind(kind: str) -> str | None:
     return "normal" if kind in COMBINED_HEADS else HEADS[kind].distill
 
 
+def reward_range(kind: str) -> tuple[float, float] | None:
+    """The values the reward mu of `--head kind` can take (HeadEntry.reward_range), None when unbounded; for a
+    combined head (the mean of its members) the span of its members' ranges."""
+    ranges = [HEADS[k].reward_range for k in member_kinds(kind)]
+    if any(r is None for r in ranges):
+        return None
+    return min(r[0] for r in ranges), max(r[1] for r in ranges)
+
+
+def reward_meaning(kind: str) -> str:
+    """What the reward mu of `--head kind` is, in words (HeadEntry.reward_meaning; a combined head's members')."""
+    meanings = list(dict.fromkeys(HEADS[k].reward_meaning for k in member_kinds(kind)))
+    return meanings[0] if len(meanings) == 1 else "mean of " + " and ".join(meanings)
+
+
 def head_options(kind: str, given: Mapping[str, Any] | None = None) -> Any:
     """The options dataclass of head `kind`, its fields overridden by `given` (field name -> value)."""
     entry = HEADS[kind]

@@ -104,4 +104,5 @@ class SuccessHead(nn.Module):
 
 ENTRY = HeadEntry("success", SuccessHead, SuccessConfig, clip_sampler, negatives=True, distill="logit",
                   summary="a detector of the task done (the last --success-fraction of each "
-                          "demonstration); reward = its probability, also written as success_prob")
+                          "demonstration); reward = its probability, also written as success_prob",
+                  reward_meaning="probability that the frame shows the task done")

@@ -108,4 +108,6 @@ class TemporalDistanceHead(nn.Module):
 
 ENTRY = HeadEntry("temporal-distance", TemporalDistanceHead, TemporalDistanceConfig, clip_sampler,
                   negatives=False, distill="bins", summary="TimeRewarder: the time gap between two frames as a "
-                                                           "distribution over bins; reward = the gap from the first frame")
+                                                           "distribution over bins; reward = the gap from the first frame",
+                  reward_range=(-1.0, 1.0),
+                  reward_meaning="expected time from the first frame, as a fraction of a demonstration (1 = task done)")

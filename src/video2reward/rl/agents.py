@@ -30,10 +30,10 @@ import torch
 from stable_baselines3 import DQN, SAC
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.monitor import Monitor
-from tqdm import tqdm
 
 from video2reward.core.files import save_tensors, write_json
 from video2reward.core.preflight import check_output_folder
+from video2reward.core.progress import progress_bar, write
 from video2reward.errors import ConfigError
 from video2reward.inference.model import RewardModel
 from video2reward.rl.config import RLConfig
@@ -189,7 +189,7 @@ def train_agent(task: str, reward: str, out: str | Path, config: RLConfig | None
             writer.flush()
         if progress:
             learned = "" if row.learned_return is None else f", learned return {row.learned_return:.1f}"
-            tqdm.write(f"step {step}: success {row.success_rate:.0%}, env return {row.env_return:.1f}{learned}, "
+            write(f"step {step}: success {row.success_rate:.0%}, env return {row.env_return:.1f}{learned}, "
                        f"length {row.episode_length:.0f} ({row.wall_s:.0f} s)")  # above the progress bar
 
     def run_refine(step: int) -> None:
@@ -206,7 +206,7 @@ def train_agent(task: str, reward: str, out: str | Path, config: RLConfig | None
             for key in ("loss", "expert_mae", "agent_mu", "pushback"):
                 writer.add_scalar(f"refine/{key}", stats[key], step)
         if progress:
-            tqdm.write(f"step {step}: refined the reward ({config.refine_steps} steps, {stats['agent_frames']} "
+            write(f"step {step}: refined the reward ({config.refine_steps} steps, {stats['agent_frames']} "
                        f"agent frames): agent mu {stats['agent_mu_before']:.3f} -> {stats['agent_mu']:.3f}, demo "
                        f"|mu - t| {stats['expert_mae']:.3f} ({stats['seconds']:.1f} s)")
 
@@ -225,10 +225,10 @@ def train_agent(task: str, reward: str, out: str | Path, config: RLConfig | None
             return True
 
     class ProgressBar(BaseCallback):
-        """A tqdm bar over environment steps (`--quiet` turns it off)."""
+        """A bar over environment steps on a terminal, its end line in a log file (`--quiet` turns it off)."""
 
         def _on_training_start(self) -> None:
-            self.bar = tqdm(total=config.steps, desc=f"rl {algo} on {task}", unit="step", dynamic_ncols=True)
+            self.bar = progress_bar(total=config.steps, desc=f"rl {algo} on {task}", unit="step")
 
         def _on_step(self) -> bool:
             self.bar.update(min(self.num_timesteps, config.steps) - self.bar.n)  # SB3 may overshoot by a few

@@ -93,7 +93,8 @@ class PretrainConfig:
 
     method: str = _help("rotation", "self-supervised objective: simclr, dcl, moco, dino, mae (ViT only), tcn "
                         "(time-contrastive), rotation", choices=PRETRAIN_METHODS)
-    encoder: str = _help("cnn", "architecture to pretrain: 'cnn' or 'vit'", choices=("cnn", "vit"))
+    encoder: str = _help("cnn", "architecture to pretrain: 'cnn' or 'vit' (default: cnn; vit with --method mae, "
+                         "which needs a ViT's patch tokens)", choices=("cnn", "vit"))
     image_size: int = _help(64, "frames are made square and resized to this many pixels")
     frame_fit: str = _help("pad", "how a non-square frame becomes square: pad, crop or stretch (see v2r train)",
                            choices=("pad", "crop", "stretch"))

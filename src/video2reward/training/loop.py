@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 import signal
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +21,6 @@ from typing import Any
 
 import torch
 import torch.nn as nn
-from tqdm import tqdm
 
 from video2reward.core.files import load_tensors, read_json, save_tensors, write_json
 from video2reward.core.precision import autocast
@@ -31,6 +29,7 @@ from video2reward.core.preflight import (
     check_output_folder,
     training_bytes,
 )
+from video2reward.core.progress import progress_bar
 from video2reward.errors import V2RError
 from video2reward.training import distributed
 
@@ -175,10 +174,10 @@ def train_loop(
     module.train()
     model = distributed.wrap(module)  # DistributedDataParallel under torchrun, else the module itself
     device = next(module.parameters(), torch.empty(0)).device
-    bar = tqdm(range(start_step, steps), desc=desc, unit="step", disable=not (progress and distributed.is_main()),
-               initial=start_step, total=steps, dynamic_ncols=True)
+    # a bar on a terminal; in a log file one line when the stage ends (steps, time, last metrics)
+    bar = progress_bar(range(start_step, steps), desc=desc, unit="step", initial=start_step, total=steps,
+                       disable=not (progress and distributed.is_main()))
     last_saved = start_step
-    t0 = time.perf_counter()
     with _StopRequest() as stop, bar:
         for step in bar:
             for group in optimizer.param_groups:
@@ -203,9 +202,8 @@ def train_loop(
                 after_step(step, steps)
             for k, v in metrics.items():  # exponential moving average for a readable bar
                 smoothed[k] = v if k not in smoothed else 0.95 * smoothed[k] + 0.05 * v
-            if step % 10 == 0:
-                rate = (step + 1 - start_step) / max(time.perf_counter() - t0, 1e-9)
-                bar.set_postfix({**{k: f"{v:.4f}" for k, v in smoothed.items()}, "it/s": f"{rate:.1f}"})
+            if step % 10 == 0 or step + 1 == steps:  # the bar shows the rate itself; the last step's in the log
+                bar.set_postfix({k: f"{v:.4f}" for k, v in smoothed.items()})
             done = step + 1
             # one process reads its own flag; ranks act on the flag they agreed on, all at the same step
             stopping = stop.requested if distributed.world_size() == 1 else stop_agreed

@@ -22,6 +22,7 @@ import torch.nn as nn
 
 from video2reward.core.files import load_tensors, save_tensors
 from video2reward.core.precision import autocast_dtype
+from video2reward.core.progress import stage, write
 from video2reward.encoders import ENCODERS, build_encoder, has_imagenet_weights
 from video2reward.encoders.pretrained import ENCODER_WEIGHTS, load_encoder
 from video2reward.errors import ConfigError
@@ -233,7 +234,7 @@ def _fit_ensemble(
         else:
             member_resume = resume and has_checkpoint(member_out)
             if progress:
-                print(f"ensemble member {k + 1}/{len(configs)}: {member_config.head}, seed {member_config.seed}, "
+                write(f"ensemble member {k + 1}/{len(configs)}: {member_config.head}, seed {member_config.seed}, "
                       f"{member_config.steps} steps")
             head, member_metrics = _fit_head(demos, negatives, member_config, device, member_out, member_resume,
                                              progress, encoder)
@@ -294,7 +295,8 @@ def train_reward_model(
     skipped = skipped + skipped_negatives
     encoder_info = None
     if config.head == "pixel-ridge":
-        head, metrics = _fit_pixel_ridge(demos, config)
+        with stage("fitting pixel-ridge", enabled=progress and distributed.is_main()):  # closed form: no bar
+            head, metrics = _fit_pixel_ridge(demos, config)
     elif learned:
         if config.ensemble > 1 or config.head in COMBINED_HEADS:
             head, metrics = _fit_ensemble(demos, negatives, config, device, out, resume, progress, encoder)

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
+from video2reward.core.progress import progress_bar
 from video2reward.errors import ConfigError, VideoError
 from video2reward.video.io import VideoSource, find_videos, iter_frames
 
@@ -58,7 +58,7 @@ def load_demonstrations(
     sources = find_videos(paths)
     demos: list[Demonstration] = []
     skipped: list[tuple[str, str]] = []
-    for source in tqdm(sources, desc="decoding videos", unit="video", disable=not progress, leave=False):
+    for source in progress_bar(sources, desc="decoding videos", unit="video", disable=not progress, leave=False):
         try:
             demos.append(load_video_tensor(source, size, max_frames, fit))
         except VideoError as exc:
