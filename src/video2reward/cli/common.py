@@ -31,6 +31,26 @@ def command_adder(sub: argparse._SubParsersAction) -> AddCommand:
     return add
 
 
+def add_dataset_options(parser: argparse.ArgumentParser, camera_default: str = "") -> None:
+    """--camera-key, --episodes and --task: which part of a LeRobotDataset folder (meta/info.json) is read."""
+    group = parser.add_argument_group("LeRobotDataset inputs (a folder with meta/info.json: each episode is a video)")
+    group.add_argument("--camera-key", default="", metavar="KEY", help="the camera to read, a video feature of "
+                       "meta/info.json such as observation.images.top (needed when the dataset has more than one"
+                       + (f"; default: {camera_default})" if camera_default else ")"))
+    group.add_argument("--episodes", default="", metavar="RANGE", help="episodes to read: START:STOP (STOP "
+                       "excluded), one index, or a comma list of both, e.g. 0:40 or 0,3,7:9 (default: all)")
+    group.add_argument("--task", default="", metavar="TEXT", help="only the episodes whose task text is exactly this")
+
+
+def dataset_selection(args: argparse.Namespace):
+    """The DatasetSelection of --camera-key, --episodes and --task."""
+    from video2reward.video.lerobot import (
+        DatasetSelection,  # here, not at the top: this module stays free of the library
+    )
+
+    return DatasetSelection(args.camera_key, args.episodes, args.task)
+
+
 def print_skipped(skipped: list[tuple[str, str]]) -> None:
     """The videos a --skip-bad run left out, with why, on stderr."""
     if skipped:

@@ -45,6 +45,11 @@ def add_parsers(add: AddCommand) -> None:
                    "a moved training camera; classic control: another crop, colours, background or resolution), "
                    "with their own labels.json and one goal image per view; the other splits are unchanged "
                    "(default: on)")
+    p.add_argument("--format", choices=("mp4", "lerobot"), default="mp4", dest="data_format", help="'mp4': each "
+                   "split folder holds one mp4 per episode; 'lerobot': each split folder is a LeRobotDataset v3.0 "
+                   "(meta/, data/, videos/<camera key>/) with two cameras (Meta-World: observation.images.corner and "
+                   ".topview; classic control: .main and .crop) and success, split and the dense signal in its parquet "
+                   "files; train with v2r train OUT/<task>/train --camera-key KEY (default: mp4)")
     p.add_argument("--train-views", nargs="+", default=[], metavar="CAMERA", help="Meta-World tasks: also write "
                    "OUT/<task>/train_views/<CAMERA>/, train/'s episodes replayed and seen from these cameras "
                    "(topview, behindGripper, gripperPOV, corner2-4), frame for frame in step, for multi-view TCN: "
@@ -67,7 +72,8 @@ def cmd_demo_data(args: argparse.Namespace) -> None:
     folders = generate_demo_data(Path(args.out), tasks=args.tasks, seed=args.seed, n_train=args.n_train,
                                  n_test_expert=args.n_test_expert, n_test_fail=args.n_test_fail,
                                  n_test_partial=args.n_test_partial, progress=not args.quiet,
-                                 camera_shift=args.camera_shift, train_views=args.train_views)
+                                 camera_shift=args.camera_shift, train_views=args.train_views,
+                                 data_format=args.data_format)
     cam = ", test_cam/" if args.camera_shift else ""
     for task, folder in folders.items():
         views = ", train_views/" if (folder / "train_views").is_dir() and args.train_views else ""

@@ -11,6 +11,8 @@ import video2reward  # light: load() imports torch on first use
 from video2reward.cli.common import (
     JSON_HELP,
     AddCommand,
+    add_dataset_options,
+    dataset_selection,
     print_json,
     print_skipped,
     skipped_json,
@@ -18,17 +20,20 @@ from video2reward.cli.common import (
 from video2reward.errors import ConfigError
 
 DEVICE_HELP = "cpu, cuda or auto (cuda when available) (default: cpu)"
+CAMERA_DEFAULT = "the camera the model was trained on"
 
 
 def add_parsers(add: AddCommand) -> None:
     """The `score`, `report` and `eval` subcommands."""
     p = add("score", "write per-frame rewards of videos as JSONL: {\"video\", \"rewards\", \"sigma\", \"fps\"} "
-            "(+ \"success_prob\" for a --head success model)",
-            cmd_score)
+            "(+ \"success_prob\" for a --head success model), or with --out X.parquet one row per frame (index, "
+            "episode_index, frame_index, timestamp, progress, progress_sigma, success_prob: what LeRobot's "
+            "reward-weighted BC reads)", cmd_score)
     p.add_argument("--json", action="store_true", help=JSON_HELP)
     p.add_argument("model", help="model folder from `v2r train`")
     p.add_argument("paths", nargs="+", metavar="PATH", help="video files or folders of them")
-    p.add_argument("--out", required=True, help="JSONL file to write, one line per video")
+    p.add_argument("--out", required=True, help="file to write: .jsonl (one line per video) or .parquet (one row "
+                   "per frame)")
     p.add_argument("--plot", metavar="DIR", help="also write one PNG per video: reward curve + frame strip")
     p.add_argument("--goal", metavar="IMAGE", help="goal image (or video: its last frame) seen from the scoring "
                    "camera; default: the demonstrations' final frames")
@@ -48,6 +53,7 @@ def add_parsers(add: AddCommand) -> None:
     p.add_argument("--skip-bad", action="store_true", help="skip videos that fail to decode and list them")
     p.add_argument("--device", default="cpu", help=DEVICE_HELP)
     _add_scoring_options(p)
+    add_dataset_options(p, CAMERA_DEFAULT)
 
     p = add("report", "write OUT/index.html, one self-contained page: every video playing next to its reward curve "
             "(sigma band, success probability) with a cursor that follows playback, and the evaluation table when "
@@ -64,6 +70,7 @@ def add_parsers(add: AddCommand) -> None:
     p.add_argument("--skip-bad", action="store_true", help="skip videos that fail to decode and list them")
     p.add_argument("--device", default="cpu", help=DEVICE_HELP)
     _add_scoring_options(p)
+    add_dataset_options(p, CAMERA_DEFAULT)
 
     p = add("eval", "VOC, success AUROC and dense-reward correlation on DATA_DIR/{test_expert,test_fail}; "
             "near-miss AUROC (expert vs DATA_DIR/test_partial) where that folder exists; where DATA_DIR/test_cam/ "
@@ -77,6 +84,7 @@ def add_parsers(add: AddCommand) -> None:
     p.add_argument("--plot", metavar="PNG", help="also plot the expert, failed and near-miss reward curves to this PNG")
     p.add_argument("--skip-bad", action="store_true", help="skip videos that fail to decode and list them")
     p.add_argument("--device", default="cpu", help=DEVICE_HELP)
+    add_dataset_options(p, CAMERA_DEFAULT)
 
 
 def _add_scoring_options(parser: argparse.ArgumentParser) -> None:
@@ -115,14 +123,20 @@ def cmd_score(args: argparse.Namespace) -> None:
         if not args.goal:
             raise ConfigError("--relative needs --goal IMAGE: a picture of the task done, taken with this camera")
         spatial = use_feature_map(model, args.relative_features)
-        count = relative_to_jsonl(model, args.paths, args.goal, args.out, args.relative_reading, spatial)
+        count = relative_to_jsonl(model, args.paths, args.goal, args.out, args.relative_reading, spatial,
+                                  dataset_selection(args))
         where = "the encoder's feature map" if spatial else "pooled features"
         print(f"scored {count} videos (relative goal progress to {args.goal}: {args.relative_reading} in {where}) "
               f"-> {args.out}")
         return
     goal = model.goal_from_image(args.goal) if args.goal else None
-    report = score_to_jsonl(model, args.paths, args.out, goal=goal, skip_bad=args.skip_bad,
-                            plot_dir=args.plot, progress=not args.quiet, workers=args.workers)
+    write = score_to_jsonl
+    if Path(args.out).suffix.lower() == ".parquet":
+        from video2reward.inference.progress_table import (
+            score_to_parquet as write,  # here, not at the top: keeps `v2r --help` fast
+        )
+    report = write(model, args.paths, args.out, goal=goal, skip_bad=args.skip_bad, plot_dir=args.plot,
+                   progress=not args.quiet, workers=args.workers, select=dataset_selection(args))
     print_skipped(report.skipped)
     if print_json(args, {"out": str(args.out), "videos": len(report.videos), "frames": report.frames,
                           "frames_per_second": report.frames_per_second, "plots": args.plot,
@@ -141,7 +155,8 @@ def cmd_report(args: argparse.Namespace) -> None:
         raise ConfigError(f"--workers {args.workers}: give 0 (decode in this process) or more")
     model = video2reward.load(args.model, device=_device(args.device), precision=args.precision)
     result = write_report(model, args.model, args.videos, args.out, labels=args.labels, width=args.width,
-                          quality=args.quality, skip_bad=args.skip_bad, workers=args.workers, progress=not args.quiet)
+                          quality=args.quality, skip_bad=args.skip_bad, workers=args.workers, progress=not args.quiet,
+                          select=dataset_selection(args))
     print_skipped(result.skipped)
     if result.eval is not None:
         print(result.eval.table())
@@ -157,7 +172,8 @@ def cmd_eval(args: argparse.Namespace) -> None:
 
     model = video2reward.load(args.model, device=_device(args.device))
     result, expert, failed, partial = evaluate_data_dir_with_near_misses(model, args.data, skip_bad=args.skip_bad,
-                                                                         progress=not args.quiet)
+                                                                         progress=not args.quiet,
+                                                                         select=dataset_selection(args))
     out = Path(args.out) if args.out else Path(args.model) / "eval.json"
     # files first, then the printout: `v2r eval ... | head` closes stdout early and must not lose them
     write_json(out, {"model": str(args.model), "data": str(args.data), **json.loads(result.to_json())})

@@ -38,6 +38,7 @@ import gymnasium as gym
 from PIL import Image
 
 from video2reward.core.progress import ProgressBar, progress_bar
+from video2reward.demo.lerobot_format import SplitWriter, clear_dataset
 from video2reward.demo.train_views import check_cameras, write_train_views
 from video2reward.errors import ConfigError
 from video2reward.tasks import DEMO_TASKS, TASKS, make_env
@@ -47,6 +48,7 @@ from video2reward.tasks.views import CAM_SPLIT, describe_views, view_of, views_f
 from video2reward.video.io import write_video
 
 SPLITS = ("train", "test_expert", "test_fail", "test_partial")
+DATA_FORMATS = ("mp4", "lerobot")  # `v2r demo-data --format`
 
 
 def _split_plan(
@@ -86,10 +88,12 @@ def labels_json(labels: dict[str, Any]) -> str:
 
 
 def _clear_old_videos(task_dir: Path) -> None:
-    """Remove ep_*.mp4 left by an earlier run in the split folders, so labels.json covers every video."""
+    """Remove ep_*.mp4 (or a LeRobotDataset) left by an earlier run in the split folders, so labels.json covers
+    every video."""
     for split in SPLITS:
         for old in (task_dir / split).glob("ep_*.mp4"):
             old.unlink()
+        clear_dataset(task_dir / split)
 
 
 def _write_camera_split(
@@ -153,6 +157,7 @@ def generate_demo_data(
     n_test_partial: int | None = None,
     camera_shift: bool = True,
     train_views: Sequence[str] = (),
+    data_format: str = "mp4",
 ) -> dict[str, Path]:
     """Write videos and labels.json for each task under `out`; returns task name -> task folder.
 
@@ -163,7 +168,10 @@ def generate_demo_data(
     `camera_shift`, TASK/test_cam/ also gets `n_test_expert` expert and `n_test_fail` failed videos seen from
     views the other splits never use (tasks/views.py), with their own labels.json. `train_views` (camera names)
     adds TASK/train_views/<camera>/: train/'s episodes seen from those cameras too, for multi-view TCN
-    (Meta-World tasks only; train_views.py)."""
+    (Meta-World tasks only; train_views.py). `data_format` "lerobot" makes each split folder a LeRobotDataset v3.0
+    with two cameras instead (demo/lerobot_format.py); test_cam/ and train_views/ stay mp4s."""
+    if data_format not in DATA_FORMATS:
+        raise ConfigError(f"--format {data_format}: unknown (known: {', '.join(DATA_FORMATS)})")
     if n_test_partial is None:
         n_test_partial = n_test_fail
     counts = {"n_train": n_train, "n_test_expert": n_test_expert, "n_test_fail": n_test_fail,
@@ -184,12 +192,20 @@ def generate_demo_data(
             env = make_env(task)
             fps = float(env.metadata["render_fps"])
             videos: dict[str, dict[str, Any]] = {}
+            writers: dict[str, SplitWriter] = {}
             try:
                 for split, index, kind in _split_plan(task, n_train, n_test_expert, n_test_fail, n_test_partial):
                     bar.set_postfix_str(f"{task.name}/{split}", refresh=False)
                     episode = make_episode(env, task, kind, seed, split, index, short_side)
-                    relative = f"{split}/ep_{index:03d}.mp4"
-                    num_frames = write_video(task_dir / relative, episode.frames, fps)
+                    if data_format == "lerobot":
+                        if split not in writers:
+                            writers[split] = SplitWriter(task, task_dir, split, fps)
+                        writer = writers[split]
+                        relative = writer.add(episode, kind, seed, index, short_side)
+                        num_frames = len(episode.frames)
+                    else:
+                        relative = f"{split}/ep_{index:03d}.mp4"
+                        num_frames = write_video(task_dir / relative, episode.frames, fps)
                     videos[relative] = {
                         "split": split,
                         "success": episode.success,
@@ -200,6 +216,9 @@ def generate_demo_data(
                     if kind == "partial":  # only here: the other splits' labels stay as they were
                         videos[relative]["stall_step"] = episode.stall_step
                     bar.update(1)
+                cameras = {}
+                for writer in writers.values():
+                    cameras = writer.finish(robot_type=task.env_id)
             finally:
                 env.close()
             labels = {
@@ -208,13 +227,15 @@ def generate_demo_data(
                 "seed": seed,
                 "fps": fps,
                 "dense_signal": task.dense_signal,
+                **({"format": "lerobot", **cameras} if data_format == "lerobot" else {}),
                 "videos": videos,
             }
             (task_dir / "labels.json").write_text(labels_json(labels), encoding="utf-8")
             if camera_shift and n_test_expert + n_test_fail > 0:
                 _write_camera_split(task, task_dir, seed, n_test_expert, n_test_fail, short_side, fps, bar)
             if train_views and task.make_env is not None:  # classic-control tasks have no other camera
-                train_dense = {k: v["dense"] for k, v in videos.items() if v["split"] == "train"}
+                train_dense = {f"train/ep_{int(k.rsplit('_', 1)[-1].split('.')[0]):03d}.mp4": v["dense"]
+                               for k, v in videos.items() if v["split"] == "train"}  # both formats' names
                 write_train_views(task, task_dir, seed, train_dense, train_views, short_side, fps, bar)
             folders[task.name] = task_dir
     return folders

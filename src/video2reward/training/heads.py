@@ -36,7 +36,7 @@ from video2reward.video.dataset import (
     even_subsample,
     load_demonstrations,
 )
-from video2reward.video.io import find_videos
+from video2reward.video.io import VideoSource, find_videos
 
 CALIBRATION_FRAMES = 32  # frames per demonstration (evenly spread, first and last included) for calibration
 CALIBRATION_VIDEOS = 100  # at most this many demonstrations (evenly spread) for calibration
@@ -73,14 +73,19 @@ def load_negatives(
     video that is also under the demonstration folders is an error: it would be trained on as both."""
     if not config.negatives:
         return [], []
-    demo_files = {s.path.resolve() for s in find_videos(paths)}
-    both = [s.name for s in find_videos([config.negatives]) if s.path.resolve() in demo_files]
+    def identity(source: VideoSource) -> tuple:  # an episode of a dataset shares its mp4 with others
+        segment = source.segment
+        return source.path.resolve(), segment and (segment.camera_key, segment.episode_index)
+
+    demo_files = {identity(s) for s in find_videos(paths, config.selection())}
+    negative_selection = config.selection(outcome="failed")
+    both = [s.name for s in find_videos([config.negatives], negative_selection) if identity(s) in demo_files]
     if both:
         raise ConfigError(f"--negatives {config.negatives}: {len(both)} failed video(s) are also under the "
                           f"demonstration folders (e.g. {both[0]}); keep failed videos out of the DIRs you train on")
     try:
         return load_demonstrations([config.negatives], config.image_size, config.max_frames_per_video, skip_bad,
-                                   progress, config.frame_fit)
+                                   progress, config.frame_fit, negative_selection)
     except ConfigError as exc:
         raise ConfigError(f"--negatives {config.negatives}: {exc}") from exc
 

@@ -79,7 +79,7 @@ def pretrain_encoder(
     per_step_videos = max(1, config.batch_size // config.frames_per_video // (2 if window > 0 or views else 1))
     if views:  # one moment seen by two cameras is the positive pair (Sermanet et al.'s multi-view TCN)
         per_view = [load_demonstrations([v], config.image_size, config.max_frames_per_video, skip_bad, progress,
-                                        config.frame_fit) for v in views]
+                                        config.frame_fit, config.selection()) for v in views]
         demos = [d for view_demos, _ in per_view for d in view_demos]
         skipped = [s for _, view_skipped in per_view for s in view_skipped]
         sampler = MultiViewSampler(group_views([d for d, _ in per_view], views),
@@ -87,7 +87,7 @@ def pretrain_encoder(
     else:
         if demos is None:
             demos, skipped = load_demonstrations(paths, config.image_size, config.max_frames_per_video, skip_bad,
-                                                 progress, config.frame_fit)
+                                                 progress, config.frame_fit, config.selection())
         else:
             skipped = []  # whoever decoded them reports what it skipped
         sampler = FrameSampler(list(demos), frames_per_video=config.frames_per_video,

@@ -286,7 +286,7 @@ def train_reward_model(
     device = distributed.place(resolve_device(config.device))  # cuda:LOCAL_RANK under torchrun
     t0 = time.perf_counter()
     demos, skipped = load_demonstrations(paths, config.image_size, config.max_frames_per_video, skip_bad, progress,
-                                         config.frame_fit)
+                                         config.frame_fit, config.selection())
     pretrain_info = None
     if self_pretrains(config):  # a fresh cnn/vit learns from the videos themselves before the head trains on it
         encoder, pretrain_info = _pretrain_fresh_encoder(demos, config, out, resume, progress)

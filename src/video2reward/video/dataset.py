@@ -12,7 +12,8 @@ import torch
 
 from video2reward.core.progress import progress_bar
 from video2reward.errors import ConfigError, VideoError
-from video2reward.video.io import VideoSource, find_videos, iter_frames
+from video2reward.video.io import VideoSource, find_videos, iter_frames, probe
+from video2reward.video.lerobot import DatasetSelection
 
 
 @dataclass
@@ -21,6 +22,9 @@ class Demonstration:
     frames: torch.Tensor  # (T, 3, S, S) uint8
     times: torch.Tensor  # (T,) float: original frame index of each kept frame
     num_frames: int  # frames in the original video
+    fps: float = 0.0  # the video's frame rate (0: not known)
+    width: int = 0  # native frame size, before fitting to the model's square
+    height: int = 0
 
     @property
     def progress(self) -> torch.Tensor:
@@ -42,7 +46,9 @@ def load_video_tensor(source: VideoSource, size: int, max_frames: int, fit: str 
     frames = torch.cat(chunks).permute(0, 3, 1, 2).contiguous()  # (T, 3, S, S)
     total = frames.shape[0]
     keep = even_subsample(total, max_frames)
-    return Demonstration(source.name, frames[keep], torch.from_numpy(keep).float(), total)
+    info = probe(source)
+    return Demonstration(source.name, frames[keep], torch.from_numpy(keep).float(), total, info.fps, info.width,
+                         info.height)
 
 
 def load_demonstrations(
@@ -52,10 +58,11 @@ def load_demonstrations(
     skip_bad: bool = False,
     progress: bool = True,
     fit: str = "pad",
+    select: DatasetSelection | None = None,
 ) -> tuple[list[Demonstration], list[tuple[str, str]]]:
-    """All videos under `paths` as demonstrations; returns (demos, skipped) where skipped lists
-    (video, reason) for files that failed to decode when `skip_bad` is set."""
-    sources = find_videos(paths)
+    """All videos under `paths` (LeRobotDataset episodes as `select` says) as demonstrations; returns (demos,
+    skipped) where skipped lists (video, reason) for files that failed to decode when `skip_bad` is set."""
+    sources = find_videos(paths, select)
     demos: list[Demonstration] = []
     skipped: list[tuple[str, str]] = []
     for source in progress_bar(sources, desc="decoding videos", unit="video", disable=not progress, leave=False):

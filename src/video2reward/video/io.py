@@ -23,6 +23,12 @@ from PIL import Image
 
 from video2reward.errors import VideoError
 from video2reward.video.frame_fit import FITS, fit_dims, fit_square, to_square
+from video2reward.video.lerobot import (
+    DatasetSelection,
+    Segment,
+    episode_segments,
+    is_dataset,
+)
 
 VIDEO_SUFFIXES = (".mp4", ".webm", ".avi", ".mov", ".mkv", ".m4v", ".gif", ".mpg", ".mpeg", ".ogv")
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
@@ -32,14 +38,23 @@ _FIX = "re-encode it (ffmpeg -i IN -c:v libx264 OUT.mp4), remove it, or pass --s
 
 @dataclass(frozen=True)
 class VideoSource:
-    """One video: a file, or a folder of image frames. `name` is the path as the user named it."""
+    """One video: a file, a folder of image frames, or one episode of a LeRobotDataset (`segment`: which part
+    of the mp4 at `path` it is). `name` is the path as the user named it (GIVEN/episode_NNNNNN for an
+    episode)."""
 
     path: Path
     name: str
+    segment: Segment | None = None
+
+    def relative_name(self, root: str | os.PathLike) -> str:
+        """Its path relative to the folder `root` (the key of labels.json): ep_000.mp4 relative to its data folder,
+        or DATASET/episode_NNNNNN for an episode (its mp4 holds others)."""
+        path = self.path if self.segment is None else self.segment.dataset / f"episode_{self.segment.episode_index:06d}"
+        return Path(os.path.relpath(path.resolve(), Path(root).resolve())).as_posix()
 
     @property
     def is_frame_folder(self) -> bool:
-        return self.path.is_dir() or self.path.suffix.lower() in IMAGE_SUFFIXES
+        return self.segment is None and self.path.is_dir() or self.path.suffix.lower() in IMAGE_SUFFIXES
 
 
 @dataclass(frozen=True)
@@ -59,9 +74,11 @@ def _image_files(folder: Path) -> list[Path]:
     return sorted(files, key=lambda p: _natural_key(p.name))
 
 
-def find_videos(paths: Sequence[str | os.PathLike]) -> list[VideoSource]:
+def find_videos(paths: Sequence[str | os.PathLike], select: DatasetSelection | None = None) -> list[VideoSource]:
     """Every video under `paths`, in a stable order. A path may be a video file, a single image (a 1-frame
-    video), a folder of image frames, or a folder searched recursively for both."""
+    video), a folder of image frames, a LeRobotDataset v3 folder (each selected episode of one camera is a video;
+    `select` says which: video/lerobot.py), or a folder searched recursively for all of these."""
+    select = select or DatasetSelection()
     sources: list[VideoSource] = []
     for given in paths:
         given_str = os.fspath(given)
@@ -76,7 +93,7 @@ def find_videos(paths: Sequence[str | os.PathLike]) -> list[VideoSource]:
                 )
             sources.append(VideoSource(path, given_str))
             continue
-        found = _walk_folder(path, given_str)
+        found = _walk_folder(path, given_str, select)
         if not found:
             raise VideoError(
                 f"{given_str}: no videos found (looked recursively for {', '.join(VIDEO_SUFFIXES)} files "
@@ -86,14 +103,16 @@ def find_videos(paths: Sequence[str | os.PathLike]) -> list[VideoSource]:
     return sources
 
 
-def _walk_folder(folder: Path, given: str) -> list[VideoSource]:
+def _walk_folder(folder: Path, given: str, select: DatasetSelection) -> list[VideoSource]:
+    if is_dataset(folder):  # its mp4s hold several episodes each: never read them whole
+        return [VideoSource(mp4, name, segment) for mp4, name, segment in episode_segments(folder, given, select)]
     if _image_files(folder):  # a folder holding frames is one video
         return [VideoSource(folder, given)]
     found: list[VideoSource] = []
     for child in sorted(folder.iterdir(), key=lambda p: _natural_key(p.name)):
         child_name = os.path.join(given, child.name)
         if child.is_dir():
-            found.extend(_walk_folder(child, child_name))
+            found.extend(_walk_folder(child, child_name, select))
         elif child.suffix.lower() in VIDEO_SUFFIXES:
             found.append(VideoSource(child, child_name))
     return found
@@ -143,6 +162,8 @@ def probe(video: VideoSource | str | os.PathLike) -> VideoInfo:
         stream = container.streams.video[0]
         rate = stream.average_rate or stream.guessed_rate or stream.base_rate
         fps = float(rate) if rate else FRAME_FOLDER_FPS
+        if source.segment is not None:  # the dataset's own frame rate, as its timestamps use
+            fps = source.segment.fps
         return VideoInfo(fps, stream.codec_context.width, stream.codec_context.height)
 
 
@@ -226,6 +247,50 @@ def _iter_file_frames(source: VideoSource, size: int | None, fit: str) -> Iterat
         _check_complete(source, stream, count, first, end)
 
 
+def _iter_segment_frames(source: VideoSource, size: int | None, fit: str) -> Iterator[np.ndarray]:
+    """The frames of one LeRobotDataset episode: seek to the keyframe before `segment.start`, decode, keep the
+    frames whose time lies in [start, end) (half a frame of tolerance each side, as LeRobot's own lookup allows),
+    at most `segment.length` of them. Decoding stops at the episode's end, so an episode costs its own frames plus
+    at most one GOP before it, whatever the size of the file that holds it."""
+    seg = source.segment
+    where = f"{source.name} (episode {seg.episode_index} of {seg.dataset.name}, {source.path.name})"
+    tolerance = 0.5 / seg.fps
+    with _open_container(source) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        reformatter = VideoReformatter()  # one swscale context per episode (see _iter_file_frames)
+        if seg.start > tolerance and stream.time_base:
+            container.seek(int((seg.start - tolerance) / stream.time_base), stream=stream, backward=True)
+        count, last = 0, None
+        try:
+            for frame in container.decode(stream):
+                if frame.time is None:
+                    continue
+                last = frame.time
+                if frame.time < seg.start - tolerance:
+                    continue
+                if frame.time >= seg.end - tolerance or count == seg.length:
+                    break
+                if size is None:
+                    rgb = reformatter.reformat(frame, format="rgb24").to_ndarray()
+                else:
+                    w, h = fit_dims(frame.width, frame.height, size, fit)
+                    rgb = to_square(reformatter.reformat(frame, width=w, height=h, format="rgb24",
+                                                         interpolation="AREA").to_ndarray(), size)
+                count += 1
+                yield rgb
+        except av.error.FFmpegError as exc:
+            raise VideoError(f"{where}: decoding failed after {count} of its {seg.length} frames "
+                             f"({exc.strerror or exc}); the mp4 is probably truncated or damaged: restore it from "
+                             f"the dataset's source") from exc
+        if count < seg.length:
+            ends = f"its last frame is at {last:.2f} s" if last is not None else "it holds no frame"
+            raise VideoError(f"{where}: the episode's timestamps run from {seg.start:.2f} s to {seg.end:.2f} s "
+                             f"({seg.length} frames), but {ends}: {count} frames decoded; the mp4 is truncated "
+                             f"or the metadata belongs to another file: restore it from the dataset's source, or "
+                             f"leave the episode out with --episodes")
+
+
 def _announced_seconds(stream) -> float | None:
     """The video stream's length as the file's header states it (mp4, avi: the stream duration; mkv, webm: the
     DURATION tag the muxer writes when it finishes), or None when the header does not say."""
@@ -261,7 +326,10 @@ def iter_frames(
     if fit not in FITS:
         raise ValueError(f"fit must be one of {FITS}, got {fit!r}")
     source = _as_source(video)
-    reader = _iter_folder_frames if source.is_frame_folder else _iter_file_frames
+    if source.segment is not None:
+        reader = _iter_segment_frames
+    else:
+        reader = _iter_folder_frames if source.is_frame_folder else _iter_file_frames
     frames = reader(source, size, fit)
     buffer: list[np.ndarray] = []
     for frame in frames:
