@@ -5,6 +5,8 @@ default CNN, 64 px frames). The goal: under 1.5 GB, and flat in video length.
     python bench/memory.py                       # ~10 min on 2 loaded cores the first time, then the video is cached
     python bench/memory.py --minutes 1           # the same at 1 minute: compare the peaks for flatness
     python bench/memory.py --cache /data/bench   # where the generated video and model live (default: /tmp/v2r-bench)
+    python bench/memory.py --dataset 50          # a LeRobotDataset v3 of 50 episodes (10 s each, several per mp4)
+    python bench/memory.py --dataset 10          # ... and of 10: compare the peaks for flatness in dataset size
 
 Measured: the peak resident set of the `v2r score` process (ru_maxrss from os.wait4 on that one process), and its
 resident size sampled from /proc every 0.25 s while it runs (first sample, and min / max after the first 10 %
@@ -48,6 +50,24 @@ def write_long_video(path: Path, frames: int) -> None:
     tmp = path.with_name(path.name + ".part.mp4")
     write_video(tmp, generate(), fps=FPS)
     os.replace(tmp, path)  # a cached video is always a whole one
+
+
+def write_dataset_of(path: Path, episodes: int, frames: int) -> None:
+    """A LeRobotDataset v3.0 of `episodes` episodes of `frames` frames each (one camera), joined into mp4s of at
+    most 100 MB as LeRobot does, the episode files written one at a time and removed after."""
+    import shutil
+
+    from video2reward.video.lerobot_write import EpisodeRecord, write_dataset
+
+    parts = path.with_name(path.name + ".episodes")
+    records = []
+    for k in range(episodes):
+        mp4 = parts / f"ep_{k:04d}.mp4"
+        if not mp4.exists():
+            write_long_video(mp4, frames)
+        records.append(EpisodeRecord({"observation.images.front": mp4}, frames, "cross the frame"))
+    write_dataset(path, records, FPS, video_file_mb=100)
+    shutil.rmtree(parts)
 
 
 def rss_mb(pid: int) -> float | None:
@@ -95,17 +115,31 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=20.0, help="video length (default 20)")
     parser.add_argument("--cache", default="/tmp/v2r-bench", help="folder for the video and the model")
     parser.add_argument("--threads", type=int, default=1, help="OMP/torch threads of the scoring process")
+    parser.add_argument("--dataset", type=int, metavar="EPISODES", help="instead of one long video: a "
+                        "LeRobotDataset v3 of this many 10-second episodes, scored to a progress parquet")
     parser.add_argument("--write-video", nargs=2, metavar=("PATH", "FRAMES"), help=argparse.SUPPRESS)
+    parser.add_argument("--write-dataset", nargs=3, metavar=("PATH", "EPISODES", "FRAMES"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.write_video:
         write_long_video(Path(args.write_video[0]), int(args.write_video[1]))
+        return
+    if args.write_dataset:
+        write_dataset_of(Path(args.write_dataset[0]), int(args.write_dataset[1]), int(args.write_dataset[2]))
         return
     cache = Path(args.cache)
     cache.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
     frames = int(round(args.minutes * 60 * FPS))
     video = cache / f"long_{frames}f_{WIDTH}x{HEIGHT}_{FPS}fps.mp4"
-    if not video.exists():
+    if args.dataset:
+        frames = args.dataset * 10 * FPS
+        video = cache / f"lerobot_{args.dataset}ep_{WIDTH}x{HEIGHT}_{FPS}fps"
+        if not (video / "meta" / "info.json").exists():
+            t0 = time.perf_counter()
+            run([sys.executable, __file__, "--write-dataset", str(video), str(args.dataset), str(10 * FPS)], env)
+            print(f"(wrote {video}: {args.dataset} episodes, {frames} frames, in {time.perf_counter() - t0:.0f} s)",
+                  flush=True)
+    elif not video.exists():
         t0 = time.perf_counter()
         run([sys.executable, __file__, "--write-video", str(video), str(frames)], env)
         print(f"(wrote {video}: {frames} frames, {video.stat().st_size / 2**20:.0f} MB, in "
@@ -118,18 +152,24 @@ def main() -> None:
                 run([sys.executable, __file__, "--write-video", str(train / f"demo_{k}.mp4"), str(60 + 10 * k)], env)
         run([sys.executable, "-m", "video2reward.cli", "train", str(train), "--out", str(model), "--pretrain", "none",
              "--steps", "2", "--warmup-steps", "1", "--threads", str(args.threads), "--quiet"], env)
-    out = cache / "rewards.jsonl"
+    out = cache / ("progress.parquet" if args.dataset else "rewards.jsonl")
     cmd = [sys.executable, "-m", "video2reward.cli", "score", str(model), str(video), "--out", str(out), "--quiet"]
     result = measure_score(cmd, env, cache / "score.log")
     own_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    with open(out, encoding="utf-8") as f:
-        rewards = len(json.loads(f.readline())["rewards"])
+    if args.dataset:
+        import pyarrow.parquet as pq
+
+        rewards = pq.read_metadata(out).num_rows
+    else:
+        with open(out, encoding="utf-8") as f:
+            rewards = len(json.loads(f.readline())["rewards"])
     assert rewards == frames, f"{rewards} rewards for {frames} frames"
     print(f"$ OMP_NUM_THREADS={args.threads} {' '.join(cmd[2:]).replace('video2reward.cli', 'v2r')}")
     print(result["stdout"])
     print("| video | frames | v2r score wall time | frames/s | peak RSS | RSS after 10 % of the run (min-max) |")
     print("|---|---|---|---|---|---|")
-    print(f"| {args.minutes:g} min {WIDTH}x{HEIGHT} {FPS} fps | {frames:,} | {result['seconds']:.0f} s | "
+    what = (f"LeRobotDataset, {args.dataset} episodes of 10 s" if args.dataset else f"{args.minutes:g} min")
+    print(f"| {what} {WIDTH}x{HEIGHT} {FPS} fps | {frames:,} | {result['seconds']:.0f} s | "
           f"{frames / result['seconds']:,.0f} | {result['peak_mb']:,.0f} MB | {result['steady_min_mb']:,.0f}-"
           f"{result['steady_max_mb']:,.0f} MB |")
     print(f"(this script's own peak: {own_kb / 1024:.0f} MB; {result['samples']} RSS samples; goal: under 1,536 MB)")

@@ -63,6 +63,7 @@ class _Joiner:
         with av.open(str(template)) as source:
             self.stream = self.out.add_stream_from_template(source.streams.video[0])
         self.seconds = Fraction(0)  # where the next episode starts
+        self.bytes = 0  # packet bytes so far (the file on disk lags behind the muxer's buffer)
 
     def append(self, mp4: Path, frames: int, fps: Fraction) -> tuple[float, float]:
         start = self.seconds
@@ -75,6 +76,7 @@ class _Joiner:
                 packet.pts += shift
                 packet.dts += shift
                 packet.stream = self.stream
+                self.bytes += packet.size
                 self.out.mux(packet)
         self.seconds = start + frames / fps
         return float(start), float(self.seconds)
@@ -101,7 +103,7 @@ def write_dataset(root: Path, episodes: Sequence[EpisodeRecord], fps: float, rob
         for key in keys:
             file_index, joiner = 0, None
             for episode in episodes:
-                if joiner is not None and joiner.path.stat().st_size > video_file_mb * 1e6:
+                if joiner is not None and joiner.bytes > video_file_mb * 1e6:
                     joiner.close()
                     joiner, file_index = None, file_index + 1
                 if joiner is None:
