@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 
 from video2reward.cli import main
+from video2reward.testing.bad_datasets import DATASET_CASES
 from video2reward.testing.bad_videos import CASES
 from video2reward.testing.synthetic import write_square_dataset
 from video2reward.video.io import _FIX
@@ -62,6 +63,14 @@ FIXES = (
     ("no such file", "Check the path."),
     ("holds no image frames", "Put the frames (png/jpg) in the folder, or point at the folder that holds them."),
     ("no video", "Point at a folder that holds videos (mp4/webm/avi/mov/mkv/gif or frame folders)."),
+    ("is missing; download", "Copy or download the dataset again, or leave the episode out with --episodes."),
+    ("cannot read episode metadata", "The dataset's metadata is cut short: copy or download the dataset again."),
+    ("no camera key", "Pick one of the camera keys the message lists with --camera-key."),
+    ("pick one with --camera-key", "Pick one of the camera keys the message lists with --camera-key."),
+    ("timestamps run from", "The mp4 is cut short, or the metadata belongs to other files: copy the dataset again, "
+                            "or leave the episode out with --episodes."),
+    ("LeRobotDataset v2", "Convert the dataset to v3.0 with LeRobot's converter, or give v2r its videos/KEY/ folder "
+                          "(one mp4 per episode in v2.x)."),
     ("not a model folder", "Give the folder `v2r train --out` wrote."),
     ("pickle", "Convert the weights to safetensors (the message gives the line), or re-train with v2r."),
     ("not a readable safetensors file", "The weights file is cut short or damaged: re-copy the model folder or "
@@ -100,6 +109,20 @@ def video_rows(root: Path) -> list[tuple[str, str]]:
     rows.append(("all of the above in one folder, `--skip-bad`",
                  f"exit {code}: `{out.strip().split(' at ')[0]}`; then `{skipped}` and one line per skipped file"))
     print(f"| {rows[-1][0]} | {rows[-1][1]} |", flush=True)
+    return rows
+
+
+def dataset_rows(root: Path) -> list[tuple[str, str]]:
+    """(input, outcome) of every damaged LeRobotDataset of DATASET_CASES."""
+    rows = []
+    for k, case in enumerate(DATASET_CASES):
+        (case_dir := root / f"dataset{k}").mkdir()
+        path = case.make(case_dir)
+        code, _, err = v2r("score", str(root / "model"), str(path), *case.args, "--out", str(root / "r.jsonl"),
+                           "--quiet")
+        name = case.name + (f" (`{' '.join(case.args)}`)" if case.args else "")
+        rows.append((name, outcome(code, err, root / "r.jsonl", case_dir)))
+        print(f"| {rows[-1][0]} | {rows[-1][1]} |", flush=True)
     return rows
 
 
@@ -171,6 +194,10 @@ def main_table(write: str | None = None) -> None:
         print("|---|---|")
         videos = video_rows(root)
         print(f"\n`...` stands for the advice every decoding error ends with: `{_FIX}`.\n")
+        print("| input | `v2r score MODEL DATASET --out r.jsonl` |")
+        print("|---|---|")
+        datasets = dataset_rows(root)
+        print()
         print("| fault | `v2r score MODEL INPUT --out r.jsonl` |")
         print("|---|---|")
         models = model_rows(root)
@@ -182,6 +209,7 @@ def main_table(write: str | None = None) -> None:
         tables = "\n".join([
             "### Videos", "", table(videos, "input", fixes=True), "",
             f"`...` stands for the advice every decoding error ends with: `{_FIX}`.", "",
+            "### Robot datasets (LeRobotDataset v3.0)", "", table(datasets, "input", fixes=True), "",
             "### Model folders and outputs", "", table(models, "fault", fixes=True)])
         write_results_page(write, "Troubleshooting", tables, seeds="0 (`v2r train`'s default; the inputs are "
                            "generated deterministically)", intro=TROUBLESHOOTING_INTRO,

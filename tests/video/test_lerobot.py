@@ -5,46 +5,29 @@ VideoError naming the file or the episode."""
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
-import av
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
 from video2reward.errors import VideoError
-from video2reward.video.io import find_videos, iter_frames, probe, read_frames, write_video
+from video2reward.testing.bad_datasets import (
+    DATASET_CASES,
+    KEYS,
+    LENGTHS,
+    episode_past_its_mp4,
+    make_dataset,
+    missing_mp4,
+)
+from video2reward.video.io import find_videos, iter_frames, probe, read_frames
 from video2reward.video.lerobot import DatasetSelection, parse_episodes
-from video2reward.video.lerobot_write import EpisodeRecord, write_dataset
-
-KEYS = ("observation.images.front", "observation.images.wrist")
-LENGTHS = (17, 40, 5, 63, 12)
-
-
-def _frames(n: int, seed: int) -> np.ndarray:
-    """A moving bright bar over noise: every frame differs, so a frame off by one is seen."""
-    rng = np.random.default_rng(seed)
-    frames = rng.integers(0, 40, (n, 48, 64, 3)).astype(np.uint8)
-    for t in range(n):
-        frames[t, :, (t * 3) % 64] = 255
-    return frames
+from video2reward.video.lerobot_write import EpisodeRecord
 
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> tuple[Path, list[EpisodeRecord]]:
-    root = tmp_path_factory.mktemp("lerobot")
-    records = []
-    for i, n in enumerate(LENGTHS):
-        videos = {}
-        for k, key in enumerate(KEYS):
-            videos[key] = root / "episodes" / key / f"ep_{i}.mp4"
-            write_video(videos[key], _frames(n, 10 * i + k), fps=30)
-        records.append(EpisodeRecord(videos, n, "open the drawer" if i % 2 == 0 else "close the drawer",
-                                     success=i != 3, frame_columns={"next.reward": list(np.linspace(0, 1, n))}))
-    # a tiny file limit: each camera's episodes spread over several mp4s, as a large dataset's do
-    write_dataset(root / "ds", records, fps=30, video_file_mb=0.02)
-    return root / "ds", records
+    return make_dataset(tmp_path_factory.mktemp("lerobot"))
 
 
 def test_layout_is_lerobot_v3(dataset) -> None:
@@ -109,12 +92,6 @@ def test_parse_episodes() -> None:
             parse_episodes(bad)
 
 
-def _damaged(dataset, tmp_path: Path) -> Path:
-    copy = tmp_path / "copy"
-    shutil.copytree(dataset[0], copy)
-    return copy
-
-
 def test_camera_key_missing_or_wrong_lists_the_keys(dataset) -> None:
     root, _ = dataset
     with pytest.raises(VideoError, match=r"2 cameras; pick one with --camera-key.*observation\.images\.front, "
@@ -124,45 +101,26 @@ def test_camera_key_missing_or_wrong_lists_the_keys(dataset) -> None:
         find_videos([root], DatasetSelection(camera_key="observation.images.top"))
 
 
-def test_missing_mp4_names_the_episode_and_file(dataset, tmp_path: Path) -> None:
-    copy = _damaged(dataset, tmp_path)
-    (copy / "videos" / KEYS[1] / "chunk-000" / "file-001.mp4").unlink()
-    find_videos([copy], DatasetSelection(KEYS[0]))  # the other camera is whole
-    with pytest.raises(VideoError, match=r"episode \d's video videos/observation\.images\.wrist/chunk-000/"
-                                         r"file-001\.mp4 is missing"):
-        find_videos([copy], DatasetSelection(KEYS[1]))
+@pytest.mark.parametrize("case", DATASET_CASES, ids=[c.name for c in DATASET_CASES])
+def test_damaged_dataset_is_one_line_naming_file_or_episode(tmp_path: Path, case) -> None:
+    root = case.make(tmp_path)
+    camera = case.args[1] if case.args else ""
+    with pytest.raises(VideoError) as info:
+        for source in find_videos([root], DatasetSelection(camera_key=camera)):
+            read_frames(source, 16)
+    message = str(info.value)
+    assert case.error in message and "\n" not in message
+    assert message.startswith(str(root))  # the dataset (or its episode) first, then the reason
 
 
-def test_truncated_episodes_parquet_names_it(dataset, tmp_path: Path) -> None:
-    copy = _damaged(dataset, tmp_path)
-    path = copy / "meta" / "episodes" / "chunk-000" / "file-000.parquet"
-    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
-    with pytest.raises(VideoError, match=r"cannot read episode metadata meta/episodes/chunk-000/file-000\.parquet"
-                                         r".*truncated or damaged"):
-        find_videos([copy], DatasetSelection(KEYS[0]))
+def test_missing_mp4_leaves_the_other_camera_readable(tmp_path: Path) -> None:
+    root = missing_mp4(tmp_path)
+    assert len(find_videos([root], DatasetSelection(KEYS[1]))) == len(LENGTHS)
 
 
-def test_episode_running_past_its_mp4(dataset, tmp_path: Path) -> None:
-    """The last episode's mp4 cut short (its first half of packets copied): decoding says which episode, where
-    its timestamps run and where the file ends."""
-    copy = _damaged(dataset, tmp_path)
-    sources = find_videos([copy], DatasetSelection(KEYS[0]))
-    last = sources[-1]
-    with av.open(str(dataset[0] / last.path.relative_to(copy))) as src, av.open(str(last.path), "w") as dst:
-        stream = dst.add_stream_from_template(src.streams.video[0])
-        packets = [p for p in src.demux(src.streams.video[0]) if p.dts is not None]
-        for packet in packets[: len(packets) // 2]:
-            packet.stream = stream
-            dst.mux(packet)
-    with pytest.raises(VideoError, match=r"episode_000004 \(episode 4 of copy, file-\d+\.mp4\): the episode's "
+def test_episode_past_its_mp4_says_where(tmp_path: Path) -> None:
+    root = episode_past_its_mp4(tmp_path)
+    last = find_videos([root], DatasetSelection(KEYS[0]))[-1]
+    with pytest.raises(VideoError, match=r"episode_000004 \(episode 4 of ds, file-\d+\.mp4\): the episode's "
                                          r"timestamps run from .* s to .* s \(12 frames\), but .* frames decoded"):
         read_frames(last)
-
-
-def test_v21_folder_says_version_and_what_to_do(dataset, tmp_path: Path) -> None:
-    copy = _damaged(dataset, tmp_path)
-    info = json.loads((copy / "meta" / "info.json").read_text())
-    (copy / "meta" / "info.json").write_text(json.dumps({**info, "codebase_version": "v2.1"}))
-    with pytest.raises(VideoError, match=r"LeRobotDataset v2\.1 folder .* v2r reads v3\.0\. Convert it with "
-                                         r"LeRobot .* or pass its videos/<camera key>/ folder"):
-        find_videos([copy])
