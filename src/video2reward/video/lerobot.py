@@ -90,8 +90,8 @@ def read_info(root: Path, given: str) -> dict[str, Any]:
     if version.startswith(("v1", "v2")):
         raise VideoError(
             f"{given}: a LeRobotDataset {version} folder (one mp4 per episode, meta/episodes.jsonl); v2r reads "
-            f"v3.0. Convert it with LeRobot (python -m lerobot.datasets.v30.convert_dataset_v21_to_v30 "
-            f"--repo-id=...), or pass its videos/<camera key>/ folder to read each episode's mp4 as one video")
+            f"v3.0. Convert it with LeRobot's converter (lerobot.datasets.v30.convert_dataset_v21_to_v30), "
+            f"or pass its videos/<camera key>/ folder to read each episode's mp4 as one video")
     if version not in READ_VERSIONS:
         raise VideoError(f"{given}: LeRobotDataset codebase_version {version!r}; v2r reads "
                          f"{', '.join(READ_VERSIONS)}")
