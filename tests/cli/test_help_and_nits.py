@@ -41,7 +41,7 @@ def test_no_help_text_shows_an_empty_default() -> None:
 
 def test_empty_defaults_say_what_empty_means() -> None:
     helps = {name: " ".join(text.split()) for name, text in command_helps().items()}
-    assert "unsuccessful; the other heads refuse it (default: none)" in helps["train"]  # --negatives
+    assert "(all of them when it marks none) (default: none)" in helps["train"]  # --negatives
     assert "default: the model's own training videos" in helps["rl"]  # --refine-videos
     assert "(default: the teacher's own training videos" in helps["distill"]  # --videos
 

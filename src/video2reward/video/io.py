@@ -209,6 +209,15 @@ def _iter_folder_frames(source: VideoSource, size: int | None, fit: str) -> Iter
         yield fit_square(rgb, size, fit)
 
 
+def _to_rgb(reformatter: VideoReformatter, frame: av.VideoFrame, size: int | None, fit: str) -> np.ndarray:
+    """A decoded frame as (H, W, 3) uint8 at native size, or resized in swscale then made square (`fit`)."""
+    if size is None:
+        return reformatter.reformat(frame, format="rgb24").to_ndarray()
+    w, h = fit_dims(frame.width, frame.height, size, fit)
+    return to_square(reformatter.reformat(frame, width=w, height=h, format="rgb24", interpolation="AREA").to_ndarray(),
+                     size)
+
+
 def _iter_file_frames(source: VideoSource, size: int | None, fit: str) -> Iterator[np.ndarray]:
     with _open_container(source) as container:
         stream = container.streams.video[0]
@@ -225,15 +234,8 @@ def _iter_file_frames(source: VideoSource, size: int | None, fit: str) -> Iterat
                 if frame.time is not None:  # a frame held long (screen recordings) counts with its own duration
                     held = frame.duration and frame.time_base and float(frame.duration * frame.time_base)
                     end = frame.time + (held or frame_seconds)
-                if size is None:
-                    rgb = reformatter.reformat(frame, format="rgb24").to_ndarray()
-                else:
-                    w, h = fit_dims(frame.width, frame.height, size, fit)  # resize in swscale, then square
-                    rgb = reformatter.reformat(frame, width=w, height=h, format="rgb24",
-                                               interpolation="AREA").to_ndarray()
-                    rgb = to_square(rgb, size)
                 count += 1
-                yield rgb
+                yield _to_rgb(reformatter, frame, size, fit)
         except av.error.FFmpegError as exc:
             reason = exc.strerror or exc  # not str(exc): that names FFmpeg's function, not the file
             if count == 0:
@@ -271,14 +273,8 @@ def _iter_segment_frames(source: VideoSource, size: int | None, fit: str) -> Ite
                     continue
                 if frame.time >= seg.end - tolerance or count == seg.length:
                     break
-                if size is None:
-                    rgb = reformatter.reformat(frame, format="rgb24").to_ndarray()
-                else:
-                    w, h = fit_dims(frame.width, frame.height, size, fit)
-                    rgb = to_square(reformatter.reformat(frame, width=w, height=h, format="rgb24",
-                                                         interpolation="AREA").to_ndarray(), size)
                 count += 1
-                yield rgb
+                yield _to_rgb(reformatter, frame, size, fit)
         except av.error.FFmpegError as exc:
             raise VideoError(f"{where}: decoding failed after {count} of its {seg.length} frames "
                              f"({exc.strerror or exc}); the mp4 is probably truncated or damaged: restore it from "
