@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 import video2reward  # light: load() imports torch on first use
@@ -115,6 +116,13 @@ def cmd_score(args: argparse.Namespace) -> None:
 
     if args.workers < 0:
         raise ConfigError(f"--workers {args.workers}: give 0 (decode in this process) or more")
+    from video2reward.training import (
+        distributed,  # here, not at the top: keeps `v2r --help` fast
+    )
+
+    if distributed.launched_by_torchrun() and not args.relative:
+        _score_sharded(args, distributed)
+        return
     model = video2reward.load(args.model, device=_device(args.device), precision=args.precision)
     if args.relative:  # relative goal progress to the --goal image, in the encoder's features (no head)
         # here, not at the top: keeps `v2r --help` fast
@@ -144,6 +152,32 @@ def cmd_score(args: argparse.Namespace) -> None:
         return
     print(f"scored {len(report.videos)} videos, {report.frames} frames at {report.frames_per_second:.0f} "
           f"frames/s -> {args.out}" + (f"; plots in {args.plot}" if args.plot else ""))
+
+
+def _score_sharded(args: argparse.Namespace, distributed) -> None:
+    """`torchrun ... -m video2reward.cli score`: each process scores its share, rank 0 merges (inference/sharded.py)."""
+    # here, not at the top: keeps `v2r --help` fast
+    from video2reward.inference.progress_table import parquet_output
+    from video2reward.inference.scoring import check_output, jsonl_output
+    from video2reward.inference.sharded import score_sharded
+
+    if args.plot or args.workers:
+        raise ConfigError("--plot and --workers are for one process; under torchrun each process is a worker: "
+                          "drop them (plot afterwards with a one-process `v2r score --plot`)")
+    out = check_output(args.out)
+    output = parquet_output if out.suffix.lower() == ".parquet" else jsonl_output
+    with distributed.session(args.device, timeout_minutes=24 * 60):  # a rank may wait long for the slowest
+        model = video2reward.load(args.model, device=distributed.place(_device(args.device)), precision=args.precision)
+        report = score_sharded(model, args.paths, out, output, goal_image=args.goal, skip_bad=args.skip_bad,
+                               progress=not args.quiet, select=dataset_selection(args))
+    if report is None:  # rank 0 prints for the run
+        return
+    print_skipped(report.skipped)
+    if print_json(args, {"out": str(out), "videos": len(report.videos), "frames": report.frames,
+                          "skipped": skipped_json(report.skipped)}):
+        return
+    print(f"scored {len(report.videos)} videos, {report.frames} frames in {os.environ['WORLD_SIZE']} processes "
+          f"-> {out}")
 
 
 def cmd_report(args: argparse.Namespace) -> None:

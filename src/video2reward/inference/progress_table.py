@@ -18,17 +18,22 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from video2reward.core.preflight import check_output_folder
 from video2reward.errors import V2RError
 from video2reward.inference.model import RewardModel
-from video2reward.inference.scoring import ScoredVideo, ScoreReport, score_videos
+from video2reward.inference.scoring import (
+    ScoredVideo,
+    ScoreReport,
+    check_output,
+    score_videos,
+)
 
 SCHEMA = pa.schema([
     ("index", pa.int64()), ("episode_index", pa.int64()), ("frame_index", pa.int64()),
@@ -64,22 +69,17 @@ class _Rows:
         ], schema=SCHEMA)
 
 
-def score_to_parquet(
-    model: RewardModel, paths: Sequence[str | os.PathLike], out: str | os.PathLike, **kwargs
-) -> ScoreReport:
-    """Score videos (as `score_videos`, whose keyword arguments it takes) and write one row per frame to `out`."""
+@contextmanager
+def parquet_output(out: str | os.PathLike) -> Iterator[Callable[[ScoredVideo], None]]:
+    """`put(scored)` writes one video's rows (one row group) to a temporary file that replaces `out` when the
+    block ends without an error."""
     out = Path(out)
-    if out.is_dir():
-        raise V2RError(f"{out}: is a folder; give --out a file name, e.g. {out / 'progress.parquet'}")
-    if kwargs.get("plot_dir") is not None:
-        check_output_folder(kwargs["plot_dir"], "plots")
-    check_output_folder(out.parent, "the progress table")
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
     os.close(fd)
     rows = _Rows()
     try:
         with pq.ParquetWriter(tmp, SCHEMA) as writer:
-            report = score_videos(model, paths, on_video=lambda s: writer.write_batch(rows.batch(s)), **kwargs)
+            yield lambda scored: writer.write_batch(rows.batch(scored))
         os.replace(tmp, out)
     except OSError as exc:
         raise V2RError(f"{out}: writing the progress table failed ({exc.strerror or exc}); {out} was left as it "
@@ -87,4 +87,12 @@ def score_to_parquet(
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    return report
+
+
+def score_to_parquet(
+    model: RewardModel, paths: Sequence[str | os.PathLike], out: str | os.PathLike, **kwargs
+) -> ScoreReport:
+    """Score videos (as `score_videos`, whose keyword arguments it takes) and write one row per frame to `out`."""
+    out = check_output(out, kwargs.get("plot_dir"))
+    with parquet_output(out) as put:
+        return score_videos(model, paths, on_video=put, **kwargs)

@@ -9,7 +9,8 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -178,22 +179,26 @@ def jsonl_record(scored: ScoredVideo) -> dict:
     return record
 
 
-def score_to_jsonl(
-    model: RewardModel, paths: Sequence[str | os.PathLike], out: str | os.PathLike, **kwargs
-) -> ScoreReport:
-    """Score videos and write one JSON object per line to `out` (atomically: a killed run leaves no
-    half-written file)."""
+def check_output(out: str | os.PathLike, plot_dir: str | os.PathLike | None = None) -> Path:
+    """`--out` (and `--plot`) checked before the first video is decoded: a file name in a writable folder."""
     out = Path(out)
     if out.is_dir():
         raise ConfigError(f"{out}: is a folder; give --out a file name, e.g. {out / 'rewards.jsonl'}")
-    if kwargs.get("plot_dir") is not None:  # both outputs checked before the first video is decoded
-        check_output_folder(kwargs["plot_dir"], "plots")
+    if plot_dir is not None:
+        check_output_folder(plot_dir, "plots")
     check_output_folder(out.parent, "the rewards")
+    return out
+
+
+@contextmanager
+def jsonl_output(out: str | os.PathLike) -> Iterator[Callable[[ScoredVideo], None]]:
+    """`put(scored)` writes one JSON line per video to a temporary file that replaces `out` when the block ends
+    without an error (a killed run leaves no half-written file)."""
+    out = Path(out)
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            report = score_videos(model, paths, on_video=lambda s: f.write(json.dumps(jsonl_record(s)) + "\n"),
-                                  **kwargs)
+            yield lambda scored: f.write(json.dumps(jsonl_record(scored)) + "\n")
         os.replace(tmp, out)
     except OSError as exc:  # decoding failures are VideoErrors: an OSError here is the output (a full disk)
         raise V2RError(f"{out}: writing the rewards or plots failed ({exc.strerror or exc}); {out} was left as it "
@@ -201,4 +206,12 @@ def score_to_jsonl(
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    return report
+
+
+def score_to_jsonl(
+    model: RewardModel, paths: Sequence[str | os.PathLike], out: str | os.PathLike, **kwargs
+) -> ScoreReport:
+    """Score videos and write one JSON object per line to `out` (atomically, `jsonl_output`)."""
+    out = check_output(out, kwargs.get("plot_dir"))
+    with jsonl_output(out) as put:
+        return score_videos(model, paths, on_video=put, **kwargs)
