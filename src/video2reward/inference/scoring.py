@@ -64,21 +64,12 @@ def _thumbnails(source: VideoSource, num_frames: int, fit: str, size: int = 64) 
     return np.stack(picked), wanted[: len(picked)]
 
 
-def _scored_in_process(model: RewardModel, sources: Sequence[VideoSource], goal):
-    """(source, Rewards or the VideoError, seconds) per video, in order, decoded here."""
-    for source in sources:
-        t0 = time.perf_counter()
-        try:
-            rewards: Rewards | VideoError = model.score(source, goal=goal)
-        except VideoError as exc:
-            rewards = exc
-        yield source, rewards, time.perf_counter() - t0
-
-
-def _scored_in_workers(model: RewardModel, sources: Sequence[VideoSource], goal, workers: int):
-    """As `_scored_in_process`, with decoding in `workers` DataLoader processes and the model here: videos
-    arrive interleaved and are scored chunk by chunk as they come; results are handed out in `sources` order
-    (only finished videos' rewards wait, never frames)."""
+def _scored(model: RewardModel, sources: Sequence[VideoSource], goal, workers: int):
+    """(source, Rewards or the VideoError, seconds) per video, in `sources` order. Decoding runs in `workers`
+    DataLoader processes, or (0) in one thread of this one, a few chunks ahead; the model runs here on the
+    chunks as they come (videos may arrive interleaved: each is scored chunk by chunk by its own scorer, and
+    only finished videos' rewards wait, never frames). The chunks are the ones `model.score` reads, so the
+    rewards are the same."""
     streams: dict[int, tuple[Scorer, list[Rewards]]] = {}  # video index -> its scorer and rewards so far
     finished: dict[int, Rewards | VideoError] = {}
     emitted = 0
@@ -121,8 +112,7 @@ def score_videos(
     # every plot of this model on the same fixed reward axis, titled with the task and the model
     if plot_dir is not None:
         axis, subtitle = reward_axis(model.config), plot_title(model, [s.path for s in sources])
-    scored = (_scored_in_workers(model, sources, goal, workers) if workers > 0
-              else _scored_in_process(model, sources, goal))
+    scored = _scored(model, sources, goal, workers)
     bar = progress_bar(scored, total=len(sources), desc=desc or scoring_desc(paths), unit="video",
                        disable=not progress)
     for source, rewards, seconds in bar:

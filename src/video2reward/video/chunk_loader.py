@@ -14,8 +14,10 @@ message, and the main process decides (stop, or skip it with --skip-bad) as it d
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from queue import Empty, Full, Queue
 
 import numpy as np
 import torch
@@ -60,6 +62,50 @@ class VideoChunks(IterableDataset):
             yield vars(ChunkItem(index, empty, done=True, fps=fps))
 
 
+READ_AHEAD = 8  # chunks decoded ahead of the model in a one-process run (8 x 64 frames at 64 px: 6 MB)
+
+
+def read_ahead(items: Iterator, depth: int) -> Iterator:
+    """`items`, produced by a background thread at most `depth` items ahead; an exception there is raised here,
+    in order. Closing the generator early stops the thread at its next item."""
+    queue: Queue = Queue(maxsize=depth)
+    stop = threading.Event()
+    end = object()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        queue.put((item, None), timeout=0.1)
+                        break
+                    except Full:
+                        continue
+                if stop.is_set():
+                    return
+            queue.put((end, None))
+        except BaseException as exc:  # handed to the consumer, raised there
+            queue.put((end, exc))
+
+    thread = threading.Thread(target=produce, name="v2r-decode", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, error = queue.get()
+            if item is end:
+                if error is not None:
+                    raise error
+                return
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                queue.get_nowait()
+            except Empty:
+                thread.join(timeout=0.05)
+
+
 def _as_item(raw: dict) -> ChunkItem:
     frames = raw["frames"]
     if isinstance(frames, torch.Tensor):  # the DataLoader hands arrays over as (shared-memory) tensors
@@ -70,12 +116,14 @@ def _as_item(raw: dict) -> ChunkItem:
 def iter_chunks(sources: Sequence[VideoSource], size: int, fit: str, chunk: int, workers: int,
                 prefetch: int = 2) -> Iterator[ChunkItem]:
     """The chunks of `sources` decoded by `workers` processes, in arrival order (videos interleave; each
-    video's chunks come in order, then its end marker). `workers` 0 decodes in this process, in order."""
+    video's chunks come in order, then its end marker). `workers` 0 decodes in one thread of this process,
+    in order, up to `READ_AHEAD` chunks ahead of the caller (across the end of one video into the next), so
+    decoding (PyAV and swscale release the GIL) overlaps the model."""
     if workers < 0:
         raise ValueError(f"workers must be >= 0, got {workers}")
     dataset = VideoChunks(sources, size, fit, chunk)
     if workers == 0:
-        yield from (_as_item(raw) for raw in iter(dataset))
+        yield from (_as_item(raw) for raw in read_ahead(iter(dataset), READ_AHEAD))
         return
     workers = max(1, min(workers, len(sources)))  # a worker without a video would only cost a process
     loader = DataLoader(dataset, batch_size=None, num_workers=workers, prefetch_factor=prefetch,
