@@ -37,7 +37,7 @@ def test_save_load_round_trip_gives_identical_rewards(tmp_path: Path) -> None:
     frames = moving_square(15, 48)
     before = model.score(frames)
     model.save(tmp_path / "m")
-    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["config.json", "model.safetensors"]
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["README.md", "config.json", "model.safetensors"]
     loaded = video2reward.load(tmp_path / "m")
     after = loaded.score(frames)
     np.testing.assert_array_equal(before.mu, after.mu)

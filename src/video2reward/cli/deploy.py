@@ -7,6 +7,7 @@ import argparse
 
 import video2reward  # light: load() imports torch on first use
 from video2reward.cli.common import AddCommand
+from video2reward.errors import ConfigError
 
 
 def add_parsers(add: AddCommand) -> None:
@@ -30,6 +31,12 @@ def add_parsers(add: AddCommand) -> None:
     p.add_argument("--quantize", default="none", choices=("none", "int8"),
                    help="int8: dynamic int8 quantisation of the Linear layers (CPU; torchscript only) (default: none)")
     p.add_argument("--out", required=True, help="file to write (e.g. model.pt or model.onnx)")
+
+    p = add("info", "print a model folder's card (its README.md): what it was trained on (videos, episodes, frames, "
+            "fps, resolution, camera key, inputs), head and encoder, training time, its order and success separation "
+            "on its training videos, the command, the v2r version and the weights' SHA-256", cmd_info)
+    p.add_argument("--json", action="store_true", help="print the card's facts as one JSON object instead")
+    p.add_argument("model", help="model folder (from `v2r train`, `v2r distill` or `v2r rl --refine`)")
 
 
 def cmd_distill(args: argparse.Namespace) -> None:
@@ -67,3 +74,27 @@ def cmd_export(args: argparse.Namespace) -> None:
         previous, reads = "(B,K-1,D)", f"context K={context}"
     print(f"inputs: frames (B,3,S,S) float in [0,1], initial (D,), goal (D,), previous {previous} -> mu (B,), "
           f"sigma (B,), z (B,D); S={meta['image_size']}, D={meta['dim']}, {reads}")
+
+
+def cmd_info(args: argparse.Namespace) -> None:
+    import json
+    from pathlib import Path
+
+    # here, not at the top: keeps `v2r --help` fast
+    from video2reward.core.files import CONFIG, WEIGHTS, read_json, sha256
+    from video2reward.inference.card import (  # here too
+        CARD_FILE,
+        card_facts,
+        model_card,
+    )
+
+    folder = Path(args.model)
+    if not (folder / CONFIG).is_file():
+        raise ConfigError(f"{folder}: not a model folder (no {CONFIG}); give the folder `v2r train --out` wrote")
+    config = read_json(folder / CONFIG)
+    if args.json:
+        digest = sha256(folder / WEIGHTS) if (folder / WEIGHTS).is_file() else None
+        print(json.dumps({"model": str(folder), **card_facts(config, digest)}))
+        return
+    card = folder / CARD_FILE
+    print(card.read_text(encoding="utf-8") if card.is_file() else model_card(config, str(folder)), end="")

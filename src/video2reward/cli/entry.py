@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 
 from video2reward.cli import demo, deploy, rl, score, train
@@ -41,6 +42,8 @@ DESCRIPTION = """v2r: videos of a task in, a dense reward function out.
 GROUPS = (demo, train, rl, deploy, score)  # the order of the commands in `v2r --help`: the workflow's
 
 
+COMMAND_VARIABLE = "V2R_COMMAND"  # the running `v2r ...` command line, which model cards record
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="v2r", description=DESCRIPTION, epilog=EPILOG,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -59,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if getattr(args, "json", False):
         args.quiet = True
+    given = os.environ.get(COMMAND_VARIABLE)
+    os.environ[COMMAND_VARIABLE] = shlex.join(["v2r", *(sys.argv[1:] if argv is None else argv)])  # model cards
     try:
         args.func(args)
     except V2RError as exc:
@@ -76,5 +81,10 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `v2r eval ... | head`: the reader left; not an error of ours
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+    finally:
+        if given is None:
+            os.environ.pop(COMMAND_VARIABLE, None)
+        else:
+            os.environ[COMMAND_VARIABLE] = given
     return 0
 

@@ -19,6 +19,7 @@ EXAMPLES = {
         v2r train my_videos/ --out models/mytask --skip-bad      # leave out files that do not decode (listed)
         v2r train my_videos/ --out models/mytask --negatives failed_videos/  # + failed videos to push down
         v2r train my_videos/ --out models/mytask --json --quiet  # one JSON line of results, for scripts
+        v2r train robot_dataset/ --camera-key observation.images.top --episodes 0:40 --out models/robot  # LeRobot v3
         v2r score models/mytask new_video.mp4 --out rewards.jsonl            # next: rewards of other videos""",
     "pretrain": """\
         v2r pretrain my_videos/ --method dino --out encoders/mytask-dino
@@ -36,6 +37,9 @@ EXAMPLES = {
     "distill": """\
         v2r distill models/mytask --student tiny --out models/mytask-tiny    # same head on a tiny, fast CNN
         v2r eval models/mytask-tiny data/mytask                               # next: is it as good?""",
+    "info": """\
+        v2r info models/mytask                              # the model card: data, head, time, checks, command
+        v2r info models/mytask --json                       # the same facts as one JSON object""",
     "export": """\
         v2r export models/mytask-tiny --format torchscript --out mytask.pt
         v2r export models/mytask --format onnx --out mytask.onnx             # needs: pip install onnx""",

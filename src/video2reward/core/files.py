@@ -98,12 +98,13 @@ def load_tensors(path: Path) -> dict[str, torch.Tensor]:
         raise ModelFileError(f"{path}: not a readable safetensors file ({exc}); re-train or re-copy it") from exc
 
 
-def save_model_dir(directory: Path, tensors: dict[str, torch.Tensor], config: dict[str, Any]) -> None:
-    """Write weights first, then the config that vouches for them (with their hash)."""
+def save_model_dir(directory: Path, tensors: dict[str, torch.Tensor], config: dict[str, Any]) -> dict[str, Any]:
+    """Write weights first, then the config that vouches for them (with their hash); returns that config."""
     directory = Path(directory)
     digest = save_tensors(directory / WEIGHTS, tensors)
-    write_json(directory / CONFIG, {**config, "format": FORMAT, "format_version": FORMAT_VERSION,
-                                     "weights_sha256": digest})
+    saved = {**config, "format": FORMAT, "format_version": FORMAT_VERSION, "weights_sha256": digest}
+    write_json(directory / CONFIG, saved)
+    return saved
 
 
 def load_model_dir(directory: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

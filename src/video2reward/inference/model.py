@@ -18,6 +18,7 @@ import torch.nn as nn
 from video2reward.core.files import load_model_dir, save_model_dir
 from video2reward.core.precision import autocast, autocast_dtype
 from video2reward.errors import ConfigError, ModelFileError
+from video2reward.inference.card import write_model_card
 from video2reward.inference.scorer import SCORE_BATCH, Rewards, Scorer, frames_to_tensor
 from video2reward.rewards.registry import build_head
 from video2reward.video.frame_fit import fit_frames
@@ -57,7 +58,9 @@ class RewardModel:
         return model
 
     def save(self, directory: str | os.PathLike) -> None:
-        save_model_dir(Path(directory), self.head.state_dict(), self.config)
+        """model.safetensors, then config.json (with the weights' hash), then the model card README.md."""
+        saved = save_model_dir(Path(directory), self.head.state_dict(), self.config)
+        write_model_card(Path(directory), saved)
         self.path = Path(directory)
 
     # ---- what the head reads -----------------------------------------------------------------------

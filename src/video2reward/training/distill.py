@@ -40,6 +40,7 @@ from video2reward.encoders import encoder_config
 from video2reward.encoders.cnn import CNN_PRESETS
 from video2reward.errors import ConfigError
 from video2reward.evaluation.metrics import spearman, value_order_correlation
+from video2reward.inference.card import data_facts, provenance
 from video2reward.inference.model import RewardModel
 from video2reward.rewards.ensemble import COMBINED_HEADS
 from video2reward.rewards.progress import normal_kl
@@ -287,6 +288,7 @@ def distill(model_dir: str | os.PathLike, out: str | os.PathLike, config: Distil
         "videos": [d.name for d in demos], **({"negatives": [d.name for d in negatives]} if negatives else {}),
         "num_frames": int(sum(d.num_frames for d in [*demos, *negatives])), "skipped": skipped + skipped_neg,
         "seconds": round(seconds, 2), "final_metrics": metrics, **agree,
+        "data": data_facts(demos, demo_paths, select.camera_key), **provenance(),
     }
     student.save(out)
     shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)

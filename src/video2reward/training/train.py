@@ -26,7 +26,8 @@ from video2reward.core.progress import stage, write
 from video2reward.encoders import ENCODERS, build_encoder, has_imagenet_weights
 from video2reward.encoders.pretrained import ENCODER_WEIGHTS, load_encoder
 from video2reward.errors import ConfigError
-from video2reward.evaluation.metrics import value_order_correlation
+from video2reward.evaluation.metrics import auroc, value_order_correlation
+from video2reward.inference.card import data_facts, provenance
 from video2reward.inference.model import RewardModel
 from video2reward.rewards.ensemble import COMBINED_HEADS, HeadEnsemble
 from video2reward.rewards.registry import (
@@ -81,6 +82,18 @@ def training_last_frame_success(model: RewardModel, demos: Sequence[Demonstratio
     success detector learned what the task done looks like."""
     lasts = [d.frames[-1:].permute(0, 2, 3, 1).numpy() for d in demos[:max_videos]]  # (1, S, S, 3) uint8
     return float(np.mean([model.score(frame).success_prob[0] for frame in lasts]))
+
+
+def training_end_vs_start_auroc(model: RewardModel, demos: Sequence[Demonstration], max_videos: int = 8) -> float:
+    """AUROC of the rewards of the last 10% of frames against the first 10% (of up to `max_videos`
+    demonstrations): near 1 when the reward tells a finished task from its start on the videos it learned from."""
+    ends, starts = [], []
+    for demo in demos[:max_videos]:
+        mu = model.score(demo.frames.permute(0, 2, 3, 1).numpy()).mu
+        k = max(1, len(mu) // 10)
+        ends.append(mu[-k:])
+        starts.append(mu[:k])
+    return auroc(np.concatenate(ends), np.concatenate(starts))
 
 
 def _frames_float(frames: torch.Tensor) -> torch.Tensor:
@@ -330,12 +343,14 @@ def train_reward_model(
             "config": asdict(config), "seconds": round(seconds, 2), "videos": [d.name for d in demos],
             "num_frames": int(sum(d.num_frames for d in demos)), "skipped": skipped, "final_metrics": metrics,
             **({"negatives": [d.name for d in negatives]} if negatives else {}),
+            "data": data_facts(demos, paths, config.camera_key), **provenance(),
         },
     }
     model = RewardModel(head.cpu(), model_config)
     warnings = []
     train_voc = training_video_voc(model, demos)
     model_config["training"]["train_video_voc"] = round(train_voc, 4)
+    model_config["training"]["train_end_vs_start_auroc"] = round(training_end_vs_start_auroc(model, demos), 4)
     if config.head == "success":  # a detector is flat before the end: VOC is not its check
         fired = training_last_frame_success(model, demos)
         model_config["training"]["train_last_frame_success"] = round(fired, 4)
