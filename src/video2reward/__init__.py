@@ -12,11 +12,13 @@
 from video2reward.errors import ConfigError, ModelFileError, V2RError, VideoError
 
 __version__ = "0.1.0"
-__all__ = ["load", "RewardModel", "Rewards", "Scorer", "LearnedReward", "V2RError", "VideoError", "ModelFileError",
+__all__ = ["load", "RewardModel", "Rewards", "Scorer", "LearnedReward", "reward_fn", "relabel_episodes",
+           "relabel_replay_buffer", "V2RError", "VideoError", "ModelFileError",
            "ConfigError"]
 _LAZY = {"load": "video2reward.inference.model", "RewardModel": "video2reward.inference.model",
          "Rewards": "video2reward.inference.scorer", "Scorer": "video2reward.inference.scorer",
-         "LearnedReward": "video2reward.rl.wrapper"}
+         "LearnedReward": "video2reward.rl.wrapper", "reward_fn": "video2reward.rl.reward_fn",
+         "relabel_episodes": "video2reward.rl.reward_fn", "relabel_replay_buffer": "video2reward.rl.reward_fn"}
 
 
 def __getattr__(name: str):

@@ -30,7 +30,7 @@ def trained(tmp_path_factory) -> tuple[Path, Path]:
 
 def test_train_writes_a_model_folder(trained) -> None:
     _, model = trained
-    assert {p.name for p in model.iterdir()} == {"model.safetensors", "config.json"}
+    assert {p.name for p in model.iterdir()} == {"model.safetensors", "config.json", "README.md"}
     config = json.loads((model / "config.json").read_text())
     assert config["head"] == "progress+rank" and config["image_size"] == 32  # the default head
 

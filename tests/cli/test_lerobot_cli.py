@@ -74,7 +74,7 @@ def test_progress_parquet_has_one_row_per_decoded_frame(data, tmp_path: Path) ->
     main(["score", str(model), str(lr / "test_fail"), "--out", str(out), "--quiet"])
     table = pq.read_table(out)
     assert table.column_names == ["index", "episode_index", "frame_index", "timestamp", "progress",
-                                  "progress_sigma", "success_prob", "video"]
+                                  "progress_sigma", "success_prob", "progress_sparse", "progress_dense", "video"]
     main(["score", str(model), str(lr / "test_fail"), "--out", str(tmp_path / "same.jsonl"), "--quiet"])
     records = _jsonl(tmp_path / "same.jsonl")
     assert table.num_rows == sum(len(r["rewards"]) for r in records)
@@ -84,6 +84,8 @@ def test_progress_parquet_has_one_row_per_decoded_frame(data, tmp_path: Path) ->
     assert table.column("frame_index").to_pylist() == frames.column("frame_index").to_pylist()
     np.testing.assert_allclose(table.column("progress").to_numpy(), np.concatenate([r["rewards"] for r in records]),
                                atol=1e-5)
+    np.testing.assert_array_equal(table.column("progress_sparse").to_numpy(),
+                                  np.clip(table.column("progress").to_numpy(), 0, 1))  # what RA-BC reads
     assert table.column("success_prob").null_count == table.num_rows  # a progress model has no success head
 
 

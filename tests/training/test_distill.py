@@ -190,7 +190,7 @@ def test_distill_command(progress_teacher: Path, tmp_path: Path, capsys) -> None
             "--frames-per-video", "8", "--warmup-steps", "1", "--threads", "1", "--quiet"]
     assert main(args) == 0
     assert "Spearman with the teacher" in capsys.readouterr().out
-    assert {p.name for p in out.iterdir()} == {"model.safetensors", "config.json"}
+    assert {p.name for p in out.iterdir()} == {"model.safetensors", "config.json", "README.md"}
     assert main(["score", str(out), str(Path(json.loads((out / "config.json").read_text())["training"]["videos"][0])),
                  "--out", str(tmp_path / "r.jsonl"), "--quiet"]) == 0
 

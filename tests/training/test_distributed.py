@@ -60,7 +60,7 @@ def test_both_ranks_end_with_bit_identical_weights_and_buffers(ranks: Path) -> N
 
 def test_only_rank_0_writes_the_model_and_it_is_what_every_rank_holds(ranks: Path) -> None:
     model = ranks / "model"
-    assert {p.name for p in model.iterdir()} == {"model.safetensors", "config.json"}  # checkpoints removed
+    assert {p.name for p in model.iterdir()} == {"model.safetensors", "config.json", "README.md"}  # no checkpoints
     assert_same(load_file(str(model / "model.safetensors")), load_file(str(ranks / "rank1" / "model.safetensors")))
 
 

@@ -1,5 +1,5 @@
 """`v2r distill` and `v2r export`: a trained model made small (a student on a tiny CNN), then written out as a
-TorchScript or ONNX scorer for deployment."""
+TorchScript or ONNX scorer for deployment; `v2r info`: a model folder's card (what it is, before shipping it)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from video2reward.errors import ConfigError
 
 
 def add_parsers(add: AddCommand) -> None:
-    """The `distill` and `export` subcommands."""
+    """The `distill`, `export` and `info` subcommands."""
     # here, not at the top: `import video2reward.cli` stays free of torch
     from video2reward.training.config import DistillConfig, add_config_arguments
 
@@ -78,6 +78,7 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 def cmd_info(args: argparse.Namespace) -> None:
     import json
+    import sys
     from pathlib import Path
 
     # here, not at the top: keeps `v2r --help` fast
@@ -90,10 +91,19 @@ def cmd_info(args: argparse.Namespace) -> None:
 
     folder = Path(args.model)
     if not (folder / CONFIG).is_file():
-        raise ConfigError(f"{folder}: not a model folder (no {CONFIG}); give the folder `v2r train --out` wrote")
+        what = "does not exist" if not folder.exists() else f"is not a model folder (no {CONFIG})"
+        raise ConfigError(f"{folder}: {what}; give a folder that `v2r train --out` or `v2r distill --out` wrote")
     config = read_json(folder / CONFIG)
+    if not isinstance(config, dict) or "head" not in config:
+        encoder = isinstance(config, dict) and config.get("kind") == "encoder"
+        what = "an encoder folder (from `v2r pretrain`)" if encoder else f"its {CONFIG} names no reward head"
+        raise ConfigError(f"{folder}: {what}; `v2r info` reads reward model folders")
+    digest = sha256(folder / WEIGHTS) if (folder / WEIGHTS).is_file() else None
+    if digest is not None and config.get("weights_sha256") not in (None, digest):
+        print(f"warning: {folder / WEIGHTS} is not the file {CONFIG} vouches for (SHA-256 {digest[:12]}..., "
+              f"recorded {str(config['weights_sha256'])[:12]}...); it was changed after the model was written",
+              file=sys.stderr)
     if args.json:
-        digest = sha256(folder / WEIGHTS) if (folder / WEIGHTS).is_file() else None
         print(json.dumps({"model": str(folder), **card_facts(config, digest)}))
         return
     card = folder / CARD_FILE

@@ -40,9 +40,8 @@ DESCRIPTION = """v2r: videos of a task in, a dense reward function out.
 """
 
 GROUPS = (demo, train, rl, deploy, score)  # the order of the commands in `v2r --help`: the workflow's
+COMMAND_VARIABLE = "V2R_COMMAND"  # the running `v2r ...` command line, which model cards record (inference/card.py)
 
-
-COMMAND_VARIABLE = "V2R_COMMAND"  # the running `v2r ...` command line, which model cards record
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="v2r", description=DESCRIPTION, epilog=EPILOG,

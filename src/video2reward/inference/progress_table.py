@@ -7,6 +7,9 @@ frame index), `episode_index`, `frame_index`, and the progress columns.
     progress                           : float32 the reward (mu): predicted progress, 0 at the start, 1 at the goal
     progress_sigma                     : float32 its standard deviation
     success_prob                       : float32 the success head's probability (null without one)
+    progress_sparse, progress_dense    : float32 progress clipped to [0, 1], under the names LeRobot's RA-BC reads
+                                                 (lerobot/rewards/sarm/rabc.py: `progress_{head_mode}`, looked up
+                                                 by `index`; either head mode finds it)
     video                              : string  the episode's or video's name, as in the JSONL
 
 For plain video files and frame folders (no dataset), each video is one episode numbered in `find_videos` order
@@ -38,7 +41,8 @@ from video2reward.inference.scoring import (
 SCHEMA = pa.schema([
     ("index", pa.int64()), ("episode_index", pa.int64()), ("frame_index", pa.int64()),
     ("timestamp", pa.float32()), ("progress", pa.float32()), ("progress_sigma", pa.float32()),
-    ("success_prob", pa.float32()), ("video", pa.string()),
+    ("success_prob", pa.float32()), ("progress_sparse", pa.float32()), ("progress_dense", pa.float32()),
+    ("video", pa.string()),
 ])
 
 
@@ -59,13 +63,14 @@ class _Rows:
             first, episode, fps = self.next_index, self.next_episode, r.fps
         self.next_index = max(self.next_index, first + n)
         self.next_episode = max(self.next_episode, episode + 1)
+        clipped = np.clip(np.asarray(r.mu, np.float32), 0.0, 1.0)
         success = (pa.array(np.asarray(r.success_prob, np.float32)) if r.success_prob is not None
                    else pa.nulls(n, pa.float32()))
         return pa.record_batch([
             pa.array(first + frame), pa.array(np.full(n, episode, np.int64)), pa.array(frame),
             pa.array((frame / fps).astype(np.float32) if fps else np.zeros(n, np.float32)),
             pa.array(np.asarray(r.mu, np.float32)), pa.array(np.asarray(r.sigma, np.float32)), success,
-            pa.array([scored.source.name] * n, pa.string()),
+            pa.array(clipped), pa.array(clipped), pa.array([scored.source.name] * n, pa.string()),
         ], schema=SCHEMA)
 
 

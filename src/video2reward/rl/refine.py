@@ -53,6 +53,7 @@ import torch
 import torch.nn as nn
 
 from video2reward.errors import ConfigError
+from video2reward.inference.card import provenance
 from video2reward.inference.model import RewardModel
 from video2reward.rewards.ensemble import COMBINED_HEADS
 from video2reward.rewards.triplets import FailedTripletSampler, TripletSampler
@@ -264,7 +265,8 @@ class RewardRefiner:
                 "seconds": time.perf_counter() - t0}
 
     def summary(self) -> dict[str, Any]:
-        """What the saved model's config records about its refinement."""
+        """What the saved model's config records about its refinement (its model card shows it)."""
         return {"refinements": self.refinements, "gradient_steps": self.gradient_steps,
                 "lr": self.optimizer.param_groups[0]["lr"], "agent_frames_seen": self.buffer.seen,
-                "buffer": self.buffer.capacity, "demonstrations": len(self.expert.demos)}
+                "buffer": self.buffer.capacity, "demonstrations": len(self.expert.demos),
+                **provenance("video2reward.rl.agents.train_agent", verb="refined")}

@@ -48,6 +48,7 @@ from video2reward.rewards.registry import HEAD_NAMES, build_head, distill_kind
 from video2reward.rewards.triplets import kept_earlier_frames
 from video2reward.training.config import DistillConfig, TrainConfig, resolve_device
 from video2reward.training.loop import CHECKPOINT_DIR, check_writable, fit_resumable
+from video2reward.training.train import training_end_vs_start_auroc
 from video2reward.video.augment import FrameAugment
 from video2reward.video.dataset import (
     Demonstration,
@@ -288,7 +289,9 @@ def distill(model_dir: str | os.PathLike, out: str | os.PathLike, config: Distil
         "videos": [d.name for d in demos], **({"negatives": [d.name for d in negatives]} if negatives else {}),
         "num_frames": int(sum(d.num_frames for d in [*demos, *negatives])), "skipped": skipped + skipped_neg,
         "seconds": round(seconds, 2), "final_metrics": metrics, **agree,
-        "data": data_facts(demos, demo_paths, select.camera_key), **provenance(),
+        "train_end_vs_start_auroc": round(training_end_vs_start_auroc(student, demos), 4),
+        "data": data_facts(demos, demo_paths, select.camera_key),
+        **provenance("video2reward.training.distill.distill", verb="distilled"),
     }
     student.save(out)
     shutil.rmtree(out / CHECKPOINT_DIR, ignore_errors=True)
