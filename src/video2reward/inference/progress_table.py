@@ -20,7 +20,6 @@ temporary file that replaces OUT only when every video is scored.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,11 +28,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from video2reward.errors import V2RError
 from video2reward.inference.model import RewardModel
 from video2reward.inference.scoring import (
     ScoredVideo,
     ScoreReport,
+    atomic_output,
     check_output,
     score_videos,
 )
@@ -76,22 +75,10 @@ class _Rows:
 
 @contextmanager
 def parquet_output(out: str | os.PathLike) -> Iterator[Callable[[ScoredVideo], None]]:
-    """`put(scored)` writes one video's rows (one row group) to a temporary file that replaces `out` when the
-    block ends without an error."""
-    out = Path(out)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    os.close(fd)
+    """`put(scored)` writes one video's rows (one row group) to `out`, atomically (`atomic_output`)."""
     rows = _Rows()
-    try:
-        with pq.ParquetWriter(tmp, SCHEMA) as writer:
-            yield lambda scored: writer.write_batch(rows.batch(scored))
-        os.replace(tmp, out)
-    except OSError as exc:
-        raise V2RError(f"{out}: writing the progress table failed ({exc.strerror or exc}); {out} was left as it "
-                       f"was: make room and run again") from exc
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_output(Path(out), "the progress table") as tmp, pq.ParquetWriter(tmp, SCHEMA) as writer:
+        yield lambda scored: writer.write_batch(rows.batch(scored))
 
 
 def score_to_parquet(

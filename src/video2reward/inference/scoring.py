@@ -181,21 +181,27 @@ def check_output(out: str | os.PathLike, plot_dir: str | os.PathLike | None = No
 
 
 @contextmanager
-def jsonl_output(out: str | os.PathLike) -> Iterator[Callable[[ScoredVideo], None]]:
-    """`put(scored)` writes one JSON line per video to a temporary file that replaces `out` when the block ends
-    without an error (a killed run leaves no half-written file)."""
-    out = Path(out)
+def atomic_output(out: Path, what: str) -> Iterator[str]:
+    """A temporary file beside `out` that replaces it when the block ends without an error (a killed run leaves
+    no half-written file); a failed write (a full disk) is a V2RError naming `out` and `what` was written."""
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            yield lambda scored: f.write(json.dumps(jsonl_record(scored)) + "\n")
+        yield tmp
         os.replace(tmp, out)
     except OSError as exc:  # decoding failures are VideoErrors: an OSError here is the output (a full disk)
-        raise V2RError(f"{out}: writing the rewards or plots failed ({exc.strerror or exc}); {out} was left as it "
-                       f"was: make room and run again") from exc
+        raise V2RError(f"{out}: writing {what} failed ({exc.strerror or exc}); {out} was left as it was: make room "
+                       f"and run again") from exc
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+@contextmanager
+def jsonl_output(out: str | os.PathLike) -> Iterator[Callable[[ScoredVideo], None]]:
+    """`put(scored)` writes one JSON line per video to `out`, atomically (`atomic_output`)."""
+    with atomic_output(Path(out), "the rewards or plots") as tmp, open(tmp, "w", encoding="utf-8") as f:
+        yield lambda scored: f.write(json.dumps(jsonl_record(scored)) + "\n")
 
 
 def score_to_jsonl(
