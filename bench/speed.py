@@ -7,6 +7,7 @@ alone beside it (decoding bounds end-to-end scoring speed once the model is smal
     python bench/speed.py                          # a few minutes on 2 cores
     python bench/speed.py --quick                  # smoke run: short timings, 10 s and 60 s videos
     python bench/speed.py --threads 1 --student models/pendulum-tiny     # time a distilled model folder too
+    python bench/speed.py --only-e2e               # only the end-to-end table (bench/speed_e2e.py)
 
 Models are freshly initialised (speed does not depend on the weights): the heads with `v2r train --head KIND`'s
 defaults on 64 px frames. Every timing runs warm-up calls first, then repeats the call
@@ -35,6 +36,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 from results_page import add_write_option, write_results_page
+from speed_e2e import e2e_rows, e2e_table, e2e_worker
 
 from video2reward.encoders import build_encoder
 from video2reward.encoders.cnn import CNN_PRESETS
@@ -267,11 +269,27 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=None, help="interleaved timing rounds (default 5, quick 1)")
     parser.add_argument("--student", help="also time this model folder (e.g. from `v2r distill`)")
     parser.add_argument("--out", help="also write the rows as JSON here")
+    parser.add_argument("--only-e2e", action="store_true",
+                        help="only the end-to-end table: default and student, model only and end to end, 1 and 2 "
+                             "threads, fp32 and auto precision, ResNet-50 in the same run")
+    parser.add_argument("--e2e-frames", type=int, default=None,
+                        help="frames of the end-to-end video (default 6000, quick 1200)")
+    parser.add_argument("--e2e-rounds", type=int, default=None,
+                        help="end-to-end runs per configuration, the median is kept (default 3, quick 1)")
+    parser.add_argument("--resnet-frames", type=int, default=96,
+                        help="frames ResNet-50 scores per run (it is ~100x slower; default 96)")
     parser.add_argument("--rss-worker", nargs=2, metavar=("MODEL", "VIDEO"), help=argparse.SUPPRESS)
+    parser.add_argument("--e2e-worker", nargs=3, metavar=("KIND", "PRECISION", "VIDEO"), help=argparse.SUPPRESS)
     add_write_option(parser)
     args = parser.parse_args()
     if args.rss_worker:
         rss_worker(args.rss_worker[0], args.rss_worker[1], args.threads)
+        return
+    args.e2e_frames = args.e2e_frames or (1200 if args.quick else 6000)
+    args.e2e_rounds = args.e2e_rounds or (1 if args.quick else 3)
+    if args.e2e_worker:
+        warnings.simplefilter("ignore")
+        print(json.dumps(e2e_worker(*args.e2e_worker, args.threads or 2, args.e2e_rounds, args.resnet_frames)))
         return
     args.min_time = args.min_time if args.min_time is not None else (0.05 if args.quick else 1.0)
     args.warmup = args.warmup if args.warmup is not None else (1 if args.quick else 3)
@@ -282,9 +300,49 @@ def main() -> None:
     load = os.getloadavg()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
           f"{torch.get_num_threads()} torch thread(s); load average before: {load[0]:.2f}")
+    rows: list[dict] = []
+    memory: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="v2r-speed-") as work:
+        print("\n### End to end (160x120 video)")
+        end_to_end = e2e_rows(args, Path(work))
+        if not args.only_e2e:
+            rows = timing_rows(args)
+            print()
+            print("| streaming (64 px) | video | peak RSS | RSS before | frames/s | CPU ms/frame (all threads) |")
+            print("|---|---|---|---|---|---|")
+            memory = rss_rows(args, Path(work))
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+    if args.out:
+        Path(args.out).write_text(json.dumps({"threads": torch.get_num_threads(), "load": load, "speed": rows,
+                                              "memory": memory, "end_to_end": end_to_end}, indent=2))
+    if args.write:
+        sections = ["### End to end: decode + model + JSONL, a 160x120 video", "",
+                    f"Median of {args.e2e_rounds} run(s) per row, each configuration in a fresh "
+                    f"process; load average before {load[0]:.2f}.", "", *e2e_table(end_to_end)]
+        if rows:
+            speed = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER), *map(format_row, rows)]
+            settings = (f"Timings: {args.rounds} interleaved round(s), {args.warmup} warm-up call(s), at least "
+                        f"{args.min_time} s per timing.")
+            sections += ["", "### Embed + predict per frame", "", settings, "", *speed]
+        if memory:
+            streaming = ["| streaming (64 px) | video | peak RSS | RSS before | frames/s | CPU ms/frame (all threads) |",
+                         "|---|---|---|---|---|---|"]
+            streaming += [f"| {r['model']} | {r['video_s'] / 60:.1f} min ({r['frames']} frames) | "
+                          f"{r['peak_rss_mb']:.0f} MB | {r['rss_before_mb']:.0f} MB | {r['frames'] / r['seconds']:.0f} "
+                          f"| {1000 * r['cpu_seconds'] / r['frames']:.3f} |" for r in memory]
+            sections += ["", "### Memory while streaming a video", "", *streaming]
+        write_results_page(args.write, "Scoring speed and memory", "\n".join(sections),
+                           seeds="0 (`torch.manual_seed(0)` before each fresh model; speed does not depend on the "
+                                 "weights; the video's texture from numpy seed 0)",
+                           intro=SPEED_INTRO, notes=SPEED_NOTES)
+
+
+def timing_rows(args) -> list[dict]:
+    """The per-model embed + predict table at batch 1 and 64 (printed as it goes)."""
     todo = entries(args)
     results = {batch: measure(todo, batch, args) for batch in (1, 64)}
     rows = []
+    print("\n### Embed + predict per frame")
     print("| " + " | ".join(HEADER) + " |")
     print("|" + "---|" * len(HEADER))
     for e in todo:
@@ -293,29 +351,7 @@ def main() -> None:
             row.update({f"b{batch}_{k}": v for k, v in result[e.name].items()})
         print(format_row(row), flush=True)
         rows.append(row)
-    print(f"load average after the timings: {os.getloadavg()[0]:.2f}")
-    print()
-    print("| streaming (64 px) | video | peak RSS | RSS before | frames/s | CPU ms/frame (all threads) |")
-    print("|---|---|---|---|---|---|")
-    with tempfile.TemporaryDirectory(prefix="v2r-speed-") as work:
-        memory = rss_rows(args, Path(work))
-    if args.out:
-        Path(args.out).write_text(json.dumps({"threads": torch.get_num_threads(), "load": load, "speed": rows,
-                                              "memory": memory}, indent=2))
-    if args.write:
-        speed = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER), *map(format_row, rows)]
-        streaming = ["| streaming (64 px) | video | peak RSS | RSS before | frames/s | CPU ms/frame (all threads) |",
-                     "|---|---|---|---|---|---|"]
-        streaming += [f"| {r['model']} | {r['video_s'] / 60:.1f} min ({r['frames']} frames) | {r['peak_rss_mb']:.0f} MB "
-                      f"| {r['rss_before_mb']:.0f} MB | {r['frames'] / r['seconds']:.0f} "
-                      f"| {1000 * r['cpu_seconds'] / r['frames']:.3f} |" for r in memory]
-        settings = (f"Timings: {args.rounds} interleaved round(s), {args.warmup} warm-up call(s), at least "
-                    f"{args.min_time} s per timing; load average before the timings {load[0]:.2f}.")
-        write_results_page(args.write, "Scoring speed and memory", "\n".join(
-            ["### Embed + predict per frame", "", settings, "", *speed, "",
-             "### Memory while streaming a video", "", *streaming]),
-            seeds="0 (`torch.manual_seed(0)` before each fresh model; speed does not depend on the weights)",
-            intro=SPEED_INTRO, notes=SPEED_NOTES)
+    return rows
 
 
 SPEED_INTRO = """\
@@ -323,6 +359,11 @@ How fast a reward model scores frames, and how much memory scoring a long video 
 initialised (speed does not depend on the weights), on 64 px frames unless named."""
 
 SPEED_NOTES = """\
+- **End to end** is what `v2r score MODEL VIDEO --out X.jsonl` does after loading the model: decode (in a thread
+  ahead of the model), fit frames to 64 px, embed, predict with the streaming context, write JSONL. **Model only**
+  is the same without decoding (frames decoded beforehand). **auto** is `--precision auto`, the default: bf16 on a
+  CPU with AVX-512 BF16 / AMX instructions (what it picked is in brackets), else fp32. The ResNet-50 decodes at
+  224 px and runs in batches of 16; **x ResNet-50** divides by its fp32 end-to-end rate at the same thread count.
 - **b1** / **b64**: batches of 1 and 64 frames; ms/frame is the median call time divided by the batch.
   **CPU ms/frame** is process CPU time per frame: on a loaded machine with one thread it stays near the idle
   figure while wall time grows.

@@ -1,5 +1,6 @@
-"""--precision: 'auto' is float32 on CPU (results unchanged), and the bf16 autocast paths of training and scoring
-run and stay close to float32 (exercised on CPU, where autocast supports bfloat16 too)."""
+"""--precision: 'auto' trains in float32 on CPU and scores in bf16 only on a CPU with native bf16 instructions;
+the bf16 paths of training (autocast) and scoring (a bf16 copy of the encoder on CPU) run and stay close to
+float32."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import pytest
 import torch
 import torch.nn as nn
 
-from video2reward.core.precision import autocast_dtype
+from video2reward.core import precision as precision_module
+from video2reward.core.precision import autocast_dtype, scoring_dtype
 from video2reward.encoders import build_encoder
 from video2reward.errors import ConfigError
 from video2reward.inference.model import RewardModel
@@ -17,12 +19,16 @@ from video2reward.testing.synthetic import moving_square, square_demonstrations
 from video2reward.training.loop import train_loop
 
 
-def test_auto_is_float32_on_cpu_and_bf16_only_when_asked() -> None:
-    assert autocast_dtype("auto", "cpu") is None
+def test_auto_trains_in_float32_on_cpu_and_scores_in_bf16_only_with_native_bf16(monkeypatch) -> None:
+    assert autocast_dtype("auto", "cpu") is None  # training on a CPU: float32 under auto
     assert autocast_dtype("fp32", "cpu") is None
     assert autocast_dtype("bf16", "cpu") is torch.bfloat16
     with pytest.raises(ConfigError, match="--precision fp16"):
         autocast_dtype("fp16", "cpu")
+    for native in (True, False):
+        monkeypatch.setattr(precision_module, "cpu_has_native_bf16", lambda native=native: native)
+        assert scoring_dtype("auto", "cpu") is (torch.bfloat16 if native else None)
+        assert scoring_dtype("fp32", "cpu") is None and scoring_dtype("bf16", "cpu") is torch.bfloat16
 
 
 def _model(precision: str) -> RewardModel:
@@ -32,13 +38,29 @@ def _model(precision: str) -> RewardModel:
     return RewardModel(head, config, "cpu", precision)
 
 
-def test_bf16_scoring_gives_float32_rewards_close_to_fp32() -> None:
+def test_bf16_scoring_gives_float32_rewards_close_to_fp32(monkeypatch) -> None:
     video = moving_square(70, 32)  # two scoring batches
-    exact, auto, bf16 = (_model(p).score(video) for p in ("fp32", "auto", "bf16"))
-    assert np.array_equal(exact.mu, auto.mu) and np.array_equal(exact.sigma, auto.sigma)  # CPU default: unchanged
+    exact, bf16 = (_model(p).score(video) for p in ("fp32", "bf16"))
     assert bf16.mu.dtype == np.float32 and len(bf16.mu) == 70
     assert not np.array_equal(exact.mu, bf16.mu)  # the encoder really ran in bfloat16 ...
     assert np.max(np.abs(exact.mu - bf16.mu)) < 0.05  # ... and its rewards agree with float32's
+    for native, same_as in ((False, exact), (True, bf16)):  # auto: whichever the CPU does natively
+        monkeypatch.setattr(precision_module, "cpu_has_native_bf16", lambda native=native: native)
+        auto = _model("auto").score(video)
+        assert np.array_equal(auto.mu, same_as.mu) and np.array_equal(auto.sigma, same_as.sigma)
+
+
+def test_bf16_copy_follows_weights_changed_in_place() -> None:
+    model = _model("bf16")
+    video = moving_square(20, 32)
+    before = model.score(video).mu
+    with torch.no_grad():  # as online refinement does: an optimizer step writes the weights in place
+        for p in model.head.encoder.parameters():
+            p.mul_(1.5)
+    after = model.score(video).mu
+    assert not np.allclose(before, after, atol=1e-4)
+    fresh = RewardModel(model.head, model.config, "cpu", "bf16").score(video).mu
+    assert np.array_equal(after, fresh)  # the same as a model made from the changed weights
 
 
 class Regressor(nn.Module):

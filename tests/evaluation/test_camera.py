@@ -12,6 +12,7 @@ import pytest
 from PIL import Image
 
 from video2reward.cli import main
+from video2reward.inference.model import RewardModel
 from video2reward.demo.generate import labels_json
 from video2reward.evaluation.camera import add_camera_shift, reads_goal
 from video2reward.evaluation.data_dir import evaluate_data_dir_with_near_misses
@@ -179,7 +180,7 @@ def test_spatial_features_are_the_encoders_flattened_feature_map(data, models):
     from video2reward.inference.scorer import frames_to_tensor
     from video2reward.video.io import read_frames
 
-    model = models["progress"]
+    model = RewardModel.load(models["progress"].path, precision="fp32")  # compared with the float32 encoder below
     frames = read_frames(data / "test_expert" / "ep_0.mp4", model.image_size, model.frame_fit)[:5]
     spatial = model.embed_frames(frames, spatial=True)
     with torch.inference_mode():

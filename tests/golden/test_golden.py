@@ -3,7 +3,8 @@ frames as arrays) to the rewards stored in expected.json, through every way a us
 `video2reward.load(...).score`, the gymnasium wrapper `LearnedReward` and the exported TorchScript module.
 
 The numbers were written once by make_golden.py, before the package was reorganised; they hold the scoring
-rules (first frame, goal, motion partner, temporal context, resizing) still.
+rules (first frame, goal, motion partner, temporal context, resizing) still. They are float32 numbers: each path
+scores with `--precision fp32` here; `auto` (bf16 on a CPU with native bf16) is held to a looser tolerance.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def assert_close(got, want) -> None:
 
 @pytest.mark.parametrize("name", list(MODELS))
 def test_load_score_gives_the_golden_numbers(name: str) -> None:
-    model = video2reward.load(model_dir(name))
+    model = video2reward.load(model_dir(name), precision="fp32")
     for key, want in EXPECTED[name].items():
         source, video = key.split(":")
         rewards = model.score(HERE / "videos" / f"{video}.mp4" if source == "file" else videos()[video])
@@ -51,9 +52,20 @@ def test_load_score_gives_the_golden_numbers(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", list(MODELS))
+def test_default_precision_stays_near_the_golden_numbers(name: str) -> None:
+    """`auto` scores in bf16 on a CPU with native bf16 instructions: rewards move by bf16's rounding, no more."""
+    model = video2reward.load(model_dir(name))
+    for key, want in EXPECTED[name].items():
+        source, video = key.split(":")
+        rewards = model.score(HERE / "videos" / f"{video}.mp4" if source == "file" else videos()[video])
+        np.testing.assert_allclose(rewards.mu, want["mu"], atol=0.03, rtol=0.03)
+
+
+@pytest.mark.parametrize("name", list(MODELS))
 def test_v2r_score_writes_the_golden_numbers(name: str, tmp_path: Path) -> None:
     out = tmp_path / "rewards.jsonl"
-    assert cli_main(["score", str(model_dir(name)), str(HERE / "videos"), "--out", str(out), "--quiet"]) == 0
+    assert cli_main(["score", str(model_dir(name)), str(HERE / "videos"), "--out", str(out), "--quiet",
+                    "--precision", "fp32"]) == 0
     records = {Path(r["video"]).stem: r for r in map(json.loads, out.read_text().splitlines())}
     assert sorted(records) == sorted(videos())
     for video, record in records.items():
@@ -92,7 +104,8 @@ class Replay(gym.Env):
 def test_learned_reward_gives_the_golden_numbers(name: str) -> None:
     """preprocess='array': renders are resized exactly as `model.score(array)` resizes them."""
     for video, frames in videos().items():
-        env = LearnedReward(Replay(frames), video2reward.load(model_dir(name)), preprocess="array")
+        env = LearnedReward(Replay(frames), video2reward.load(model_dir(name), precision="fp32"),
+                            preprocess="array")
         _, info = env.reset(seed=0)
         mus, sigmas, probs = [info["mu"]], [info["sigma"]], [info["success_prob"]]
         for _ in range(len(frames) - 1):

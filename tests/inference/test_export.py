@@ -40,7 +40,7 @@ def fresh_model(kind: str, encoder: str = "cnn") -> RewardModel:
             if buffer.is_floating_point() and buffer.ndim <= 1 and buffer.numel() > 1:
                 buffer.normal_()  # a stored goal a fresh head would not have
     return RewardModel(head, {"head": kind, "image_size": 32, "head_config": head_config_dict(head),
-                              "encoder": {"name": encoder, "config": asdict(enc.config)}})
+                              "encoder": {"name": encoder, "config": asdict(enc.config)}}, precision="fp32")
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +150,7 @@ def test_temporal_heads_export_with_their_rolling_context(sequence: str, tmp_pat
     head = TemporalProgressHead(enc, TemporalConfig(context=5, sequence=sequence))
     head.goal.normal_()
     model = RewardModel(head, {"head": "temporal", "image_size": 32, "head_config": head_config_dict(head),
-                               "encoder": {"name": "cnn", "config": asdict(enc.config)}})
+                               "encoder": {"name": "cnn", "config": asdict(enc.config)}}, precision="fp32")
     meta = export_model(model, tmp_path / "m.pt")
     assert meta["context"] == 5 and "(B,K-1,D)" in meta["inputs"] and max(meta["max_abs_diff"].values()) <= 1e-5
     scripted = torch.jit.load(str(tmp_path / "m.pt"))

@@ -29,7 +29,7 @@ def tiny_progress_model(motion_gap: int = 2) -> RewardModel:
                   __import__("dataclasses").asdict(encoder_config("cnn", 32, channels=(8, 16), dim=16))))},
               "head_config": {"hidden": head.config.hidden, "sigma_min": head.config.sigma_min,
                               "motion_gap": motion_gap}}
-    return RewardModel(head, config)
+    return RewardModel(head, config, precision="fp32")  # compared with float32 computations below
 
 
 def test_save_load_round_trip_gives_identical_rewards(tmp_path: Path) -> None:
@@ -38,7 +38,7 @@ def test_save_load_round_trip_gives_identical_rewards(tmp_path: Path) -> None:
     before = model.score(frames)
     model.save(tmp_path / "m")
     assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["README.md", "config.json", "model.safetensors"]
-    loaded = video2reward.load(tmp_path / "m")
+    loaded = video2reward.load(tmp_path / "m", precision="fp32")
     after = loaded.score(frames)
     np.testing.assert_array_equal(before.mu, after.mu)
     np.testing.assert_array_equal(before.sigma, after.sigma)

@@ -111,7 +111,7 @@ def test_temporal_distance_loss_is_tempered_categorical_kl() -> None:
 
 
 def _batch_for(teacher_head, kind: str):
-    model = RewardModel(teacher_head, {"head": kind, "image_size": 32})
+    model = RewardModel(teacher_head, {"head": kind, "image_size": 32}, precision="fp32")
     demos = square_demonstrations(3)
     sampler = DistillSampler(model, demos, torch.stack([d.frames[-1] for d in demos]),
                              DistillConfig(batch_size=16, frames_per_video=8, augment_fraction=0.5), 32)
@@ -133,7 +133,9 @@ def test_a_copy_of_the_teacher_has_zero_loss(kind: str) -> None:
             head.set_goal(torch.stack([d.frames[-1] for d in demos]).float() / 255)
     batch = _batch_for(head, kind)
     loss, metrics = DistillLoss(copy.deepcopy(head), distill_kind(kind), temperature=2.0)(batch)
-    assert abs(loss.item()) < 1e-5 and metrics["mae"] < 1e-5, (loss.item(), metrics)
+    # the teacher runs as in inference (eval, no grad: the folded stem, cnn.py), the student as in training: the
+    # same arithmetic in another order, ~1e-6 apart in features
+    assert abs(loss.item()) < 1e-5 and metrics["mae"] < 1e-4, (loss.item(), metrics)
 
 
 @pytest.mark.slow

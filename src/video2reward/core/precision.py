@@ -1,10 +1,14 @@
-"""Number formats: `--precision bf16` runs forward passes (training and scoring) under torch.autocast in
-bfloat16 on CUDA: matrix products and convolutions on tensor cores, half the activation memory. Weights,
+"""Number formats: `--precision bf16` runs forward passes in bfloat16. On CUDA (training and scoring) under
+torch.autocast: matrix products and convolutions on tensor cores, half the activation memory. Weights,
 optimizer state and what autocast keeps in float32 (losses, log, softmax, norms) stay float32, and bf16 has
-float32's exponent range, so no loss scaling is needed. `auto` (the default) is bf16 on a GPU that supports
-it and fp32 everywhere else, so CPU results are exactly what they were.
+float32's exponent range, so no loss scaling is needed. When a CPU scores in bf16, the encoder runs as a
+bf16 copy instead (autocast on CPU casts the weights again at every call and ran slower than float32).
 
-bf16 pays with larger encoders and frames, where the arithmetic, not the kernel launches, is the cost;
+`auto` (the default) is bf16 where the hardware does bf16 arithmetic natively: a CUDA GPU that supports it, and
+for scoring a CPU with AVX-512 BF16 or AMX instructions (convolutions about twice as fast; rewards within a
+few thousandths of float32's, measured by bench/precision.py), as inference runtimes do on such CPUs. Training
+on a CPU stays float32 under `auto`; `fp32` gives float32 everywhere.
+
 bench/precision.py measures speed and the rewards' difference from fp32.
 """
 
@@ -17,8 +21,9 @@ import torch
 from video2reward.errors import ConfigError
 
 PRECISIONS = ("auto", "bf16", "fp32")
-PRECISION_HELP = ("'bf16' (autocast forward passes to bfloat16: faster on GPUs), 'fp32', or 'auto': bf16 on a CUDA "
-                  "GPU that supports it, fp32 on CPU")
+PRECISION_HELP = ("'bf16' (forward passes in bfloat16: faster on GPUs and on CPUs with AVX-512 BF16 / AMX), "
+                  "'fp32' (exact float32), or 'auto': bf16 on a CUDA GPU that supports it and, for scoring, on a CPU "
+                  "with native bf16 instructions; fp32 otherwise")
 
 
 def autocast_dtype(precision: str, device: torch.device | str) -> torch.dtype | None:
@@ -45,3 +50,19 @@ def autocast(device: torch.device | str, dtype: torch.dtype | None) -> AbstractC
     if dtype is None:
         return nullcontext()
     return torch.autocast(torch.device(device).type, dtype=dtype)
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU multiplies bfloat16 natively (AVX-512 BF16 or AMX tiles), where bf16 convolutions run
+    about twice as fast as float32 ones; without them bf16 is emulated and slower."""
+    checks = (getattr(torch.cpu, "_is_avx512_bf16_supported", None), getattr(torch.cpu, "_is_amx_tile_supported", None))
+    return any(check is not None and check() for check in checks)
+
+
+def scoring_dtype(precision: str, device: torch.device | str) -> torch.dtype | None:
+    """The dtype a reward model scores in: `autocast_dtype`, except that `auto` on a CPU with native bf16
+    instructions scores in bf16 (training there stays float32)."""
+    dtype = autocast_dtype(precision, device)
+    if dtype is None and precision == "auto" and torch.device(device).type == "cpu" and cpu_has_native_bf16():
+        return torch.bfloat16
+    return dtype

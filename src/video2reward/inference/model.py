@@ -7,6 +7,7 @@ memory stays flat in video length, and returns exactly one reward per decoded fr
 
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 from typing import Any
@@ -16,9 +17,10 @@ import torch
 import torch.nn as nn
 
 from video2reward.core.files import load_model_dir, save_model_dir
-from video2reward.core.precision import autocast, autocast_dtype
+from video2reward.core.precision import autocast, scoring_dtype
 from video2reward.errors import ConfigError, ModelFileError
 from video2reward.inference.card import write_model_card
+from video2reward.inference.parallel import embedded
 from video2reward.inference.scorer import SCORE_BATCH, Rewards, Scorer, frames_to_tensor
 from video2reward.rewards.registry import build_head
 from video2reward.video.frame_fit import fit_frames
@@ -31,7 +33,8 @@ class RewardModel:
     def __init__(self, head: nn.Module, config: dict[str, Any], device: str | torch.device = "cpu",
                  precision: str = "auto"):
         self.device = torch.device(device)
-        self.amp_dtype = autocast_dtype(precision, self.device)  # bf16 autocast of the encoder (cuda), or None
+        self.amp_dtype = scoring_dtype(precision, self.device)  # bf16 forward passes of the encoder, or None
+        self._low_precision: tuple[tuple, nn.Module] | None = None  # (weights' versions, bf16 copy): CPU bf16
         self.head = head.to(self.device).eval()
         self.config = config
         self.image_size: int = int(config["image_size"])
@@ -85,11 +88,25 @@ class RewardModel:
         return getattr(self.head, "predict_with_epistemic", None) is not None
 
     def embed(self, frames: torch.Tensor) -> torch.Tensor:
-        """(B, 3, S, S) float in [0, 1] -> (B, D): head.embed, under bf16 autocast when the model scores in bf16
-        (the encoder is where the time goes); features come back as float32, so the small predict heads run as
-        trained."""
-        with autocast(self.device, self.amp_dtype):
-            return self.head.embed(frames).float()
+        """(B, 3, S, S) float in [0, 1] -> (B, D): head.embed, in bf16 when the model scores in bf16 (the encoder
+        is where the time goes); features come back as float32, so the small predict heads run as trained."""
+        head, frames = self._encoding(frames)
+        with autocast(self.device, self.amp_dtype if head is self.head else None):
+            return head.embed(frames).float()
+
+    def _encoding(self, frames: torch.Tensor) -> tuple[nn.Module, torch.Tensor]:
+        """The head whose encoder runs, and its input: on a CPU scoring in bf16, a bf16 copy of the head and bf16
+        frames (autocast on CPU casts every weight at every call: slower than float32); else the head itself and
+        the frames, under autocast. The copy is made again whenever the head's weights change (`v2r rl --refine`
+        updates them in place; every in-place write bumps a tensor's version)."""
+        if self.amp_dtype is None or self.device.type != "cpu":
+            return self.head, frames
+        versions = tuple((t.data_ptr(), t._version) for t in (*self.head.parameters(), *self.head.buffers()))
+        if self._low_precision is None or self._low_precision[0] != versions:
+            with torch.no_grad():
+                low = copy.deepcopy(self.head).to(self.amp_dtype).eval()
+            self._low_precision = (versions, low)
+        return self._low_precision[1], frames.to(self.amp_dtype)
 
     @property
     def has_feature_map(self) -> bool:
@@ -102,8 +119,9 @@ class RewardModel:
             name = (self.config.get("encoder") or {}).get("name", "no single encoder")
             raise ConfigError(f"spatial features need an encoder with a feature map (cnn, efficientnet-lite0); this "
                               f"{self.config.get('head')} model has {name}: use its pooled features instead")
-        with autocast(self.device, self.amp_dtype):
-            return self.head.encoder.feature_map(frames).float().flatten(1)  # (B, C, h, w) -> (B, C*h*w)
+        head, frames = self._encoding(frames)
+        with autocast(self.device, self.amp_dtype if head is self.head else None):
+            return head.encoder.feature_map(frames).float().flatten(1)  # (B, C, h, w) -> (B, C*h*w)
 
     @torch.inference_mode()
     def embed_frames(self, frames: np.ndarray, batch_size: int = SCORE_BATCH, spatial: bool = False) -> torch.Tensor:
@@ -114,6 +132,11 @@ class RewardModel:
         out = [embed(frames_to_tensor(frames[i : i + batch_size], self.device))
                for i in range(0, len(frames), batch_size)]
         return torch.cat(out)
+
+    def prepare(self) -> None:
+        """Make what the first embedding would make (the bf16 copy of a CPU model scoring in bf16, per-size
+        caches) now, before several threads embed at once (inference/parallel.py)."""
+        self.embed_frames(np.zeros((1, self.image_size, self.image_size, 3), np.uint8))
 
     def goal_from_image(self, path: str | os.PathLike, spatial: bool = False) -> torch.Tensor:
         """Goal features from an image or a video (its last frame), seen from the scoring camera."""
@@ -134,8 +157,8 @@ class RewardModel:
         scorer = self.scorer(goal, batch_size)
         if isinstance(video, np.ndarray):
             return scorer.score(fit_frames(video, self.image_size, self.frame_fit))
-        parts = [scorer.score(chunk) for chunk in iter_frames(video, self.image_size, chunk=batch_size,
-                                                               fit=self.frame_fit)]
+        chunks = iter_frames(video, self.image_size, chunk=batch_size, fit=self.frame_fit)
+        parts = [scorer.score(chunk, z) for chunk, z in embedded(self, chunks, lambda chunk: chunk)]
         return Rewards.join(parts, probe(video).fps, success=self.has_success, epistemic=self.has_epistemic)
 
     def describe(self) -> str:

@@ -150,13 +150,19 @@ class Scorer:
 
     # ---- frames in -------------------------------------------------------------------------------------
     @torch.inference_mode()
-    def score(self, frames: np.ndarray) -> Rewards:
+    def score(self, frames: np.ndarray, features: torch.Tensor | None = None) -> Rewards:
         """The next frames (T, S, S, 3) uint8 of stream 0, in order -> one reward per frame. Calls continue the
-        stream (feed a long video chunk by chunk); `reset()` starts a new one."""
+        stream (feed a long video chunk by chunk); `reset()` starts a new one. `features` (T, D): the frames'
+        features when already computed (`model.embed_frames`, e.g. on other threads: inference/parallel.py)."""
+        if features is not None and len(features) != len(frames):
+            raise ValueError(f"{len(frames)} frames but features of {len(features)}")
         stream, parts = self.streams[0], []
         for start in range(0, len(frames), self.batch_size):
             batch = frames[start : start + self.batch_size]
-            z = self.model.embed(frames_to_tensor(batch, self.model.device))  # (B, D)
+            if features is None:
+                z = self.model.embed(frames_to_tensor(batch, self.model.device))  # (B, D)
+            else:
+                z = features[start : start + self.batch_size]  # (B, D)
             previous = self._context(stream, z)
             parts.append(self._read(z, stream.initial, previous))
             self._remember(stream, batch)

@@ -20,6 +20,7 @@ from video2reward.core.preflight import check_output_folder
 from video2reward.core.progress import progress_bar
 from video2reward.errors import ConfigError, V2RError, VideoError
 from video2reward.inference.model import RewardModel
+from video2reward.inference.parallel import embedded
 from video2reward.inference.plots import plot_reward_curve, thumbnail_indices
 from video2reward.inference.reward_axis import plot_title, reward_axis
 from video2reward.inference.scorer import SCORE_BATCH, Rewards, Scorer
@@ -74,12 +75,13 @@ def _scored(model: RewardModel, sources: Sequence[VideoSource], goal, workers: i
     finished: dict[int, Rewards | VideoError] = {}
     emitted = 0
     t0 = time.perf_counter()
-    for item in iter_chunks(sources, model.image_size, model.frame_fit, SCORE_BATCH, workers):
+    chunks = iter_chunks(sources, model.image_size, model.frame_fit, SCORE_BATCH, workers)
+    for item, features in embedded(model, chunks, lambda item: None if item.done else item.frames):
         if item.index not in streams:  # the first chunk of a video
             streams[item.index] = (model.scorer(goal), [])
         scorer, parts = streams[item.index]
         if not item.done:
-            parts.append(scorer.score(item.frames))
+            parts.append(scorer.score(item.frames, features))
             continue
         del streams[item.index]
         finished[item.index] = VideoError(item.error) if item.error else Rewards.join(

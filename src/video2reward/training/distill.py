@@ -36,6 +36,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from video2reward.core.precision import autocast_dtype
 from video2reward.encoders import encoder_config
 from video2reward.encoders.cnn import CNN_PRESETS
 from video2reward.errors import ConfigError
@@ -238,7 +239,8 @@ def distill(model_dir: str | os.PathLike, out: str | os.PathLike, config: Distil
     if config.threads > 0:
         torch.set_num_threads(config.threads)
     device = resolve_device(config.device)
-    teacher = RewardModel.load(model_dir, device)
+    # the teacher's targets at training precision: float32 on a CPU, where `auto` would score in bf16
+    teacher = RewardModel.load(model_dir, device, "auto" if autocast_dtype("auto", device) else "fp32")
     kind = teacher.config["head"]
     if kind not in HEAD_NAMES or distill_kind(kind) is None:
         raise ConfigError(f"{model_dir}: a {kind!r} model has no encoder to distil (pixel-ridge is already tiny)")
@@ -280,8 +282,8 @@ def distill(model_dir: str | os.PathLike, out: str | os.PathLike, config: Distil
     if hasattr(head, "set_goal"):
         head.set_goal(sampler.to_student_size(goal_frames.float().div(255.0)).to(device))
     seconds = time.perf_counter() - t0
-    student = RewardModel(head.cpu(), model_config)
-    teacher = RewardModel(teacher.head.cpu(), teacher.config)
+    student = RewardModel(head.cpu(), model_config, precision="fp32")
+    teacher = RewardModel(teacher.head.cpu(), teacher.config, precision="fp32")  # the agreement of the float32 models
     agree = agreement(teacher, student, demos)
     model_config["training"] = {
         "config": train, "distill": asdict(config), "distilled_from": str(model_dir),
