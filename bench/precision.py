@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-
 from results_page import cpu_model
 
 from video2reward.core.precision import cpu_has_native_bf16

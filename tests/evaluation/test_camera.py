@@ -12,11 +12,11 @@ import pytest
 from PIL import Image
 
 from video2reward.cli import main
-from video2reward.inference.model import RewardModel
 from video2reward.demo.generate import labels_json
 from video2reward.evaluation.camera import add_camera_shift, reads_goal
 from video2reward.evaluation.data_dir import evaluate_data_dir_with_near_misses
 from video2reward.evaluation.metrics import EvalResult
+from video2reward.inference.model import RewardModel
 from video2reward.testing.synthetic import moving_square, write_square_dataset
 from video2reward.training.config import TrainConfig
 from video2reward.training.train import train_reward_model

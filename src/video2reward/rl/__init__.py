@@ -5,7 +5,12 @@ refines the reward online on the agent's own frames (`v2r rl --refine`). `reward
 `imitation` library's batches of transitions, and `relabel_episodes` / `relabel_replay_buffer` recompute it for
 stored episodes and SB3 replay buffers (see reward_fn.py)."""
 
-from video2reward.rl.reward_fn import LearnedRewardFn, relabel_episodes, relabel_replay_buffer, reward_fn
+from video2reward.rl.reward_fn import (
+    LearnedRewardFn,
+    relabel_episodes,
+    relabel_replay_buffer,
+    reward_fn,
+)
 from video2reward.rl.wrapper import (
     DEMO_SHORT_SIDE,
     OBSERVE,
