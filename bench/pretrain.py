@@ -22,6 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
+from results_page import add_write_option, write_results_page
 
 from video2reward.demo import DEMO_TASKS, generate_demo_data
 from video2reward.demo.pipeline import run_task
@@ -31,6 +32,8 @@ from video2reward.evaluation.probe import probe_encoder
 from video2reward.objectives import PRETRAIN_METHODS
 from video2reward.training.config import PretrainConfig, TrainConfig
 from video2reward.training.pretrain import pretrain_encoder
+
+VIT_ONLY = ("mae", "ijepa", "vjepa")  # objectives that need a ViT's patch tokens
 
 COLUMNS = ("task", "encoder", "pretrain s", "kNN VOC", "lin VOC", "feat std", "frozen VOC", "frozen AUROC",
            "frozen dense", "tuned VOC", "tuned AUROC", "tuned dense")
@@ -62,13 +65,13 @@ def bench_one(task: str, task_dir: Path, method: str, out: Path, args) -> dict:
         save_encoder(work / "encoder", build_encoder("cnn", 64), "cnn", extra={"pretraining": {"method": None}})
         pretrain_s = None
     else:
-        arch = "vit" if method == "mae" else "cnn"
+        arch = "vit" if method in VIT_ONLY else "cnn"
         config = PretrainConfig(method=method, encoder=arch, steps=args.pretrain_steps, seed=args.seed,
                                 threads=args.threads)
         pretrain_s = pretrain_encoder([task_dir / "train"], work / "encoder", config, progress=False).seconds
     encoder, _ = load_encoder(work / "encoder")
     probe = probe_encoder(encoder, task_dir)
-    label = "random init" if method == "random" else f"{method} ({'vit' if method == 'mae' else 'cnn'})"
+    label = "random init" if method == "random" else f"{method} ({'vit' if method in VIT_ONLY else 'cnn'})"
     result = {"task": task, "encoder": label, "pretrain_s": pretrain_s, "knn_voc": probe.knn_voc,
               "linear_voc": probe.linear_voc, "feature_std": probe.feature_std,
               "frozen": reward_row(task_dir, str(work / "encoder"), True, work / "frozen", args),
@@ -101,6 +104,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch threads per run (0: all cores)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", required=True, help="work folder; finished rows are kept and skipped on rerun")
+    add_write_option(parser)
     args = parser.parse_args()
 
     out = Path(args.out)
@@ -124,6 +128,25 @@ def main() -> None:
             print("| " + " | ".join(cells(result)) + " |", flush=True)
     print()
     print(table(rows))
+    if args.write:
+        write_results_page(args.write, "Self-supervised pretraining", table(rows), seeds=str(args.seed),
+                           intro=PAGE_INTRO, notes=PAGE_NOTES)
+
+
+PAGE_INTRO = """\
+Does an encoder pretrained without labels make a better progress reward? For each task and pretraining method:
+how long pretraining took, how well frozen features order time (kNN and linear probes on held-out expert
+videos), a collapse check, and the progress reward trained on the encoder frozen and fine-tuned, next to a
+randomly initialised encoder and the pixel-ridge floor. Every figure comes from the same run."""
+
+PAGE_NOTES = """\
+- **kNN VOC / lin VOC**: Spearman correlation with time of a k-nearest-neighbour / linear probe of frozen
+  features (`v2r probe`). **feat std**: mean per-dimension std of the L2-normalised features across frames (about
+  1 healthy, 0 collapsed).
+- **frozen** / **tuned**: `v2r train --encoder ENCODER [--freeze]` (progress head) on that task's training videos;
+  VOC on expert videos, AUROC of expert against failed videos, dense: Spearman correlation with the environment's
+  dense signal.
+- ViT-only methods (mae, ijepa, vjepa) pretrain the small ViT; the others the CNN."""
 
 
 if __name__ == "__main__":

@@ -25,6 +25,9 @@ OBJECTIVES: dict[str, tuple[str, str, str]] = {
     "mae": ("mae", "MAEConfig", "MAE"),
     "tcn": ("tcn", "TCNConfig", "TCN"),
     "rotation": ("rotation", "RotationConfig", "Rotation"),
+    "ijepa": ("jepa", "JEPAConfig", "IJEPA"),
+    "vjepa": ("jepa", "JEPAConfig", "VJEPA"),
+    "vae": ("vae", "VAEConfig", "VAE"),
 }
 PRETRAIN_METHODS: tuple[str, ...] = tuple(OBJECTIVES)  # what `--method` and `v2r train --pretrain` accept
 

@@ -103,9 +103,10 @@ class PretrainConfig:
     """How `v2r pretrain` learns an encoder from videos without labels."""
 
     method: str = _help("rotation", "self-supervised objective: simclr, dcl, moco, dino, mae (ViT only), tcn "
-                        "(time-contrastive), rotation", choices=PRETRAIN_METHODS)
+                        "(time-contrastive), rotation, ijepa / vjepa (feature prediction of hidden patches in a "
+                        "frame / a two-frame clip; ViT only), vae (variational autoencoder)", choices=PRETRAIN_METHODS)
     encoder: str = _help("cnn", "architecture to pretrain: 'cnn' or 'vit' (default: cnn; vit with --method mae, "
-                         "which needs a ViT's patch tokens)", choices=("cnn", "vit"))
+                         "ijepa or vjepa, which need a ViT's patch tokens)", choices=("cnn", "vit"))
     image_size: int = _help(64, "frames are made square and resized to this many pixels")
     frame_fit: str = _help("pad", "how a non-square frame becomes square: pad, crop or stretch (see v2r train)",
                            choices=("pad", "crop", "stretch"))
