@@ -45,13 +45,15 @@ class TemporalConfig:
                           "(frames before a video's first are its first frame, so every frame gets a reward); the "
                           "reward at frame t uses frames t-K+1 .. t only")
     sequence: str = option("stack", "the causal sequence model over the window: 'stack' (the K embeddings side by "
-                           "side into an MLP: DQN's frame stack), 'transformer' (causal self-attention) or 'ssm' (a "
-                           "diagonal selective state-space layer, S4/Mamba-style)",
-                           choices=("stack", "transformer", "ssm"))
+                           "side into an MLP: DQN's frame stack), 'transformer' (causal self-attention), 'ssm' (a "
+                           "diagonal selective state-space layer, S4/Mamba-style) or 'infini' (Infini-attention: "
+                           "local attention per segment plus a compressive memory of earlier segments, for long K)",
+                           choices=("stack", "transformer", "ssm", "infini"))
     width: int = option(64, "token width d of the sequence model")
     layers: int = option(2, "transformer blocks / SSM layers (the frame stack has one MLP)")
     heads: int = option(4, "attention heads (transformer)")
     state: int = option(16, "state size N per channel (ssm)")
+    segment: int = option(16, "tokens per segment (infini): local attention inside one, the memory across them")
     hidden: int = option(256, "width of the progress MLP")
     sigma_min: float = option(0.02, "floor of the target progress std (as --progress-sigma-min)")
     pushback: float = option(0.9, "with --negatives: a failed window's target is its predicted progress times this "
@@ -78,7 +80,7 @@ class TemporalProgressHead(nn.Module):
         self.encoder = encoder
         d = encoder.dim
         self.tokens = nn.Sequential(nn.Linear(d, c.width), nn.LayerNorm(c.width))
-        self.sequence = build_sequence(c.sequence, c.width, c.context, c.layers, c.heads, c.state)
+        self.sequence = build_sequence(c.sequence, c.width, c.context, c.layers, c.heads, c.state, c.segment)
         self.mlp = nn.Sequential(nn.Linear(5 * d + c.width, c.hidden), nn.GELU(), nn.Linear(c.hidden, c.hidden),
                                  nn.GELU(), nn.Linear(c.hidden, 2))
         self.register_buffer("goal", torch.zeros(d))  # mean embedding of the demonstrations' final frames
