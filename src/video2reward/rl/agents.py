@@ -34,6 +34,7 @@ from stable_baselines3.common.monitor import Monitor
 from video2reward.core.files import save_tensors, write_json
 from video2reward.core.preflight import check_output_folder
 from video2reward.core.progress import progress_bar, write
+from video2reward.core.stop import StopRequest
 from video2reward.errors import ConfigError
 from video2reward.inference.model import RewardModel
 from video2reward.rl.config import RLConfig
@@ -109,6 +110,7 @@ def build_agent(algo: str, env: gym.Env, config: RLConfig, tensorboard_log: str 
 def evaluate(agent, env: gym.Env, episodes: int, seed: int, record: bool = False) -> tuple[dict, list]:
     """Deterministic episodes: success rate (true task success), mean env return, mean learned return."""
     successes, env_returns, learned_returns, lengths, frames = [], [], [], [], []
+    said = False  # did the env ever say anything of success (info mode may never)?
     for i in range(episodes):
         obs, _ = env.reset(seed=seed + i)
         done, success, env_ret, learned_ret, n = False, False, 0.0, 0.0, 0
@@ -116,6 +118,7 @@ def evaluate(agent, env: gym.Env, episodes: int, seed: int, record: bool = False
             action, _ = agent.predict(obs, deterministic=True)
             obs, reward, terminated, truncated, info = env.step(action)
             done = terminated or truncated
+            said = said or info.get("is_success") is not None
             success = success or bool(info.get("is_success"))
             env_ret += float(info.get("env_reward", reward))
             learned_ret += float(reward)
@@ -126,7 +129,8 @@ def evaluate(agent, env: gym.Env, episodes: int, seed: int, record: bool = False
         env_returns.append(env_ret)
         learned_returns.append(learned_ret)
         lengths.append(n)
-    return {"success_rate": float(np.mean(successes)), "env_return": float(np.mean(env_returns)),
+    rate = float(np.mean(successes)) if said else float("nan")  # never a 0% the env cannot back
+    return {"success_rate": rate, "env_return": float(np.mean(env_returns)),
             "learned_return": float(np.mean(learned_returns)), "episode_length": float(np.mean(lengths))}, frames
 
 
@@ -137,12 +141,14 @@ def train_agent(task: str, reward: str, out: str | Path, config: RLConfig | None
     out = Path(out)
     check_output_folder(out, "the run")  # before the first environment step, not after hours of them
     torch.set_num_threads(max(1, config.threads))
-    spec = env_spec(task)
+    spec = env_spec(task, config.success)
     discrete = spec.discrete()
     algo = config.algo if config.algo != "auto" else ("dqn" if discrete else "sac")
     if (algo == "dqn") != discrete:
         raise ConfigError(f"--algo {algo} does not fit {task}: its actions are "
                           f"{'discrete (use dqn)' if discrete else 'continuous (use sac)'}")
+    if progress:
+        write(f"success of {task}: {spec.success_mode} ({spec.success_why})")
     model = None if reward == "env" else RewardModel.load(reward)
     refiner = None
     if config.refine:
@@ -189,7 +195,9 @@ def train_agent(task: str, reward: str, out: str | Path, config: RLConfig | None
             writer.flush()
         if progress:
             learned = "" if row.learned_return is None else f", learned return {row.learned_return:.1f}"
-            write(f"step {step}: success {row.success_rate:.0%}, env return {row.env_return:.1f}{learned}, "
+            rate = "unknown (the env gives no success signal)" if np.isnan(row.success_rate) else \
+                f"{row.success_rate:.0%}"
+            write(f"step {step}: success {rate}, env return {row.env_return:.1f}{learned}, "
                        f"length {row.episode_length:.0f} ({row.wall_s:.0f} s)")  # above the progress bar
 
     def run_refine(step: int) -> None:
@@ -237,20 +245,32 @@ def train_agent(task: str, reward: str, out: str | Path, config: RLConfig | None
         def _on_training_end(self) -> None:
             self.bar.close()
 
-    callbacks = ([RefineCallback()] if refiner is not None else []) + [EvalCallback()]
+    class StopOnSignal(BaseCallback):
+        """The first Ctrl-C or SIGTERM ends training after the current step (SB3 stops when a callback says
+        False); the policy, log and plot are written as at the end of a run. A second one interrupts at once."""
+
+        def _on_step(self) -> bool:
+            return not stop.requested
+
+    callbacks = ([RefineCallback()] if refiner is not None else []) + [EvalCallback(), StopOnSignal()]
     callbacks += [ProgressBar()] if progress else []
     interrupted = False
-    try:
-        agent.learn(total_timesteps=config.steps, callback=CallbackList(callbacks), tb_log_name=algo.upper())
-    except KeyboardInterrupt:  # keep what was learned: weights, log and plot are still written
-        interrupted = True
-    if not rows or agent.num_timesteps - rows[-1].step >= max(1, config.eval_every // 2):
-        run_eval(agent.num_timesteps)  # the final policy (SB3 may overshoot `steps` by < train_freq)
-    save_agent(agent, out, task, reward, algo, config, interrupted)
+    with StopRequest() as stop:
+        try:
+            agent.learn(total_timesteps=config.steps, callback=CallbackList(callbacks), tb_log_name=algo.upper())
+        except KeyboardInterrupt:  # a second signal: keep what was learned all the same
+            interrupted = True
+        interrupted = interrupted or stop.requested
+        if interrupted:
+            write(f"stopping at step {agent.num_timesteps} ({stop.signal_name or 'interrupted'}): the policy is "
+                  f"written first, then the last evaluation and the plots (another signal ends it at once)")
+    save_agent(agent, out, task, reward, algo, config, interrupted, spec)  # first: nothing after can lose it
     if refiner is not None:
         refined = {**model.config, "refinement": {**refiner.summary(), "from": str(reward), "task": task,
                                                   "algo": algo, "timesteps": int(agent.num_timesteps)}}
         RewardModel(model.head, refined, model.device).save(out / "reward_model")
+    if not rows or agent.num_timesteps - rows[-1].step >= max(1, config.eval_every // 2):
+        run_eval(agent.num_timesteps)  # the final policy (SB3 may overshoot `steps` by < train_freq)
     if writer is not None:
         writer.close()
     _, frames = evaluate(agent, eval_env, 1, seed=20_000, record=True)
@@ -259,12 +279,14 @@ def train_agent(task: str, reward: str, out: str | Path, config: RLConfig | None
     return rows
 
 
-def save_agent(agent, out: Path, task: str, reward: str, algo: str, config: RLConfig, interrupted: bool) -> None:
+def save_agent(agent, out: Path, task: str, reward: str, algo: str, config: RLConfig, interrupted: bool,
+               spec: EnvSpec) -> None:
     """Policy weights as safetensors + everything needed to rebuild it as JSON (never a pickle)."""
     state = {k: v.detach().cpu().contiguous() for k, v in agent.policy.state_dict().items()}
     save_tensors(out / "policy.safetensors", state)
     write_json(out / "config.json", {
         "kind": "agent", "task": task, "reward": reward, "algo": algo, "config": asdict(config),
+        "success": {"mode": spec.success_mode, "why": spec.success_why},
         "timesteps": int(agent.num_timesteps), "interrupted": interrupted,
         "observation_space": repr(agent.observation_space), "action_space": repr(agent.action_space),
     })

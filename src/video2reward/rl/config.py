@@ -19,6 +19,13 @@ class RLConfig:
                              "'shaping' (mu_t - mu_{t-1}, potential-based)",
                              choices=("progress", "uncertainty", "shaping"))
     k: float = _help(1.0, "weight of sigma in the 'uncertainty' reward")
+    success: str = _help("auto", "how true task success is told: 'info' (info['success'] / info['is_success']), "
+                         "'terminated' (the episode ended by termination, not the time limit: Acrobot, "
+                         "MountainCar), 'return>=X' (the episode's env return reached X: CartPole-v1 is "
+                         "return>=475), 'task' (a demo task's own test), or 'auto': the demo task's test, info for "
+                         "Meta-World, the built-in choice for known gymnasium ids, else the id's reward threshold, "
+                         "else info (logged as unknown when the env never says). The choice is in the run's "
+                         "config.json")
     eval_every: int = _help(5000, "evaluate every this many training steps")
     eval_episodes: int = _help(10, "deterministic evaluation episodes per evaluation")
     seed: int = _help(0, "seed of the agent, the environments and the evaluation episodes")

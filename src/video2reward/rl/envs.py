@@ -3,7 +3,17 @@ tasks), `metaworld:<env>-v3`, or any gymnasium id (`Acrobot-v1`).
 
 Each name resolves to an `EnvSpec`: how to make the env (rendering to rgb arrays, because the learned reward
 reads pixels) and how to tell true task success, so that RL is always judged on the task, never on the
-learned reward alone.
+learned reward alone. Success (`v2r rl --success`) is one of
+
+    task          the demo task's own test (its goal held for its hold steps)
+    info          the env says so: info["success"] or info["is_success"] (Meta-World, robotics envs)
+    terminated    the episode ended by termination, not by the time limit (Acrobot, MountainCar: the env
+                  terminates exactly when the goal is reached)
+    return>=X     the episode's env return reached X (CartPole: balancing to the end is return 500)
+
+and `auto` picks it: the task's test for demo tasks, info for Meta-World, the built-in choice for the
+gymnasium ids in KNOWN_SUCCESS, the id's registered reward threshold (return>=threshold) for others that have
+one, else info. When the env never says (info mode, no key seen), the rate is logged as unknown, never as 0.
 """
 
 from __future__ import annotations
@@ -20,15 +30,21 @@ from video2reward.tasks.metaworld import make_metaworld_env
 from video2reward.tasks.task import headless
 
 SuccessFn = Callable[[gym.Env, dict], bool]
+SUCCESS_MODES = ("auto", "task", "info", "terminated", "return>=X")
+# gymnasium ids whose success v2r knows: termination means the goal for these, a full-length balance for CartPole
+KNOWN_SUCCESS = {"Acrobot-v1": "terminated", "MountainCar-v0": "terminated",
+                 "MountainCarContinuous-v0": "terminated", "CartPole-v1": "return>=475", "CartPole-v0": "return>=195"}
 
 
 @dataclass
 class EnvSpec:
     name: str  # what the user typed
     make: Callable[[str | None], gym.Env]  # render_mode -> a fresh env
-    success: SuccessFn  # per step: is the task achieved in the state the env shows now?
+    success: SuccessFn  # per step: is the task achieved in the state the env shows now? ("task" / "info")
     hold_steps: int = 1  # an episode succeeds once `success` held this many steps in a row
     max_episode_steps: int | None = None
+    success_mode: str = "task"  # task | info | terminated | return>=X (module docstring)
+    success_why: str = "the demo task's own test"  # how the mode was chosen, for the run's config and log
 
     def discrete(self) -> bool:
         env = self.make(None)
@@ -38,9 +54,34 @@ class EnvSpec:
             env.close()
 
 
-def _info_success(env: gym.Env, info: dict) -> bool:
-    """Meta-World and many robotics envs report success in info."""
-    return bool(info.get("success", info.get("is_success", False)))
+def _info_success(env: gym.Env, info: dict) -> bool | None:
+    """Meta-World and many robotics envs report success in info; None when this info has no such key."""
+    value = info.get("success", info.get("is_success"))
+    return None if value is None else bool(value)
+
+
+def parse_success(mode: str) -> tuple[str, float | None]:
+    """'return>=475' -> ('return', 475.0); the other modes -> (mode, None). ConfigError on anything else."""
+    if mode.startswith("return>="):
+        try:
+            return "return", float(mode.split(">=", 1)[1])
+        except ValueError:
+            pass
+    elif mode in SUCCESS_MODES and mode != "return>=X":
+        return mode, None
+    raise ConfigError(f"--success {mode!r}: use auto, task, info, terminated or return>=NUMBER (e.g. return>=475)")
+
+
+def with_success(spec: EnvSpec, mode: str) -> EnvSpec:
+    """`spec` with the success test `mode` (auto: as resolved by env_spec)."""
+    kind, _ = parse_success(mode)
+    if kind == "auto":
+        return spec
+    if kind == "task" and spec.success_mode != "task":
+        raise ConfigError(f"--success task: {spec.name} is not a demo task; use info, terminated or return>=X")
+    success = _info_success if kind == "info" else spec.success
+    return EnvSpec(spec.name, spec.make, success, spec.hold_steps if kind == "task" else 1, spec.max_episode_steps,
+                   mode, "given with --success")
 
 
 def _demo_spec(name: str) -> EnvSpec | None:
@@ -49,7 +90,8 @@ def _demo_spec(name: str) -> EnvSpec | None:
         return None
     maker = getattr(task, "make_env", None)  # Meta-World demo tasks bring their own maker
     if maker is not None:
-        return EnvSpec(name, lambda mode: maker(render_mode=mode), _info_success, 1)
+        return EnvSpec(name, lambda mode: maker(render_mode=mode), _info_success, 1, None, "info",
+                       "Meta-World reports success in info")
 
     def make(mode: str | None) -> gym.Env:
         headless()
@@ -60,7 +102,8 @@ def _demo_spec(name: str) -> EnvSpec | None:
 
 def _metaworld_spec(name: str) -> EnvSpec:
     env_name = name.split(":", 1)[1]
-    return EnvSpec(name, lambda mode: make_metaworld_env(env_name, render_mode=mode), _info_success, 1)
+    return EnvSpec(name, lambda mode: make_metaworld_env(env_name, render_mode=mode), _info_success, 1, None, "info",
+                   "Meta-World reports success in info")
 
 
 def _gym_spec(name: str) -> EnvSpec:
@@ -74,37 +117,56 @@ def _gym_spec(name: str) -> EnvSpec:
         headless()
         return gym.make(name, render_mode=mode)
 
-    return EnvSpec(name, make, _info_success, 1)
+    if name in KNOWN_SUCCESS:
+        mode, why = KNOWN_SUCCESS[name], f"built in for {name}"
+    elif gym.spec(name).reward_threshold is not None:
+        mode = f"return>={gym.spec(name).reward_threshold:g}"
+        why = f"{name}'s registered reward threshold"
+    else:
+        mode, why = "info", f"{name} has no known success test: read from info, unknown if the env never sets it"
+    return EnvSpec(name, make, _info_success, 1, None, mode, why)
 
 
-def env_spec(name: str) -> EnvSpec:
-    """Resolve a task name (see the module docstring)."""
-    if name.startswith("metaworld:"):
-        return _metaworld_spec(name)
-    return _demo_spec(name) or _gym_spec(name)
+def env_spec(name: str, success: str = "auto") -> EnvSpec:
+    """Resolve a task name and its success test (see the module docstring)."""
+    spec = _metaworld_spec(name) if name.startswith("metaworld:") else _demo_spec(name) or _gym_spec(name)
+    return with_success(spec, success)
 
 
-def env_reward_success(spec: EnvSpec, info: dict[str, Any], env: gym.Env, run: int) -> tuple[bool, int]:
-    """Update the run of consecutive successful steps; returns (episode succeeded, new run length)."""
-    run = run + 1 if spec.success(env, info) else 0
+def env_reward_success(spec: EnvSpec, info: dict[str, Any], env: gym.Env, run: int) -> tuple[bool | None, int]:
+    """Update the run of consecutive successful steps; returns (episode succeeded, new run length), None when
+    the env says nothing of success in this step (info mode)."""
+    said = spec.success(env, info)
+    if said is None:
+        return None, 0
+    run = run + 1 if said else 0
     return run >= spec.hold_steps, run
 
 
 class TaskInfo(gym.Wrapper):
-    """Adds the env's own reward and true task success to `info` of every step (`env_reward`,
-    `is_success`: success has held for the task's `hold_steps` steps in a row)."""
+    """Adds the env's own reward and true task success to `info` of every step: `env_reward`, and `is_success`
+    (by the spec's success mode: the test held for its hold steps, termination, or the return so far at the
+    episode's end; None in info mode when the env says nothing)."""
 
     def __init__(self, env: gym.Env, spec: EnvSpec):
         super().__init__(env)
         self.task_spec = spec
+        self.kind, self.threshold = parse_success(spec.success_mode)
         self._run = 0
+        self._return = 0.0
 
     def reset(self, **kwargs):
-        self._run = 0
+        self._run, self._return = 0, 0.0
         return self.env.reset(**kwargs)
 
     def step(self, action):
         obs, reward, terminated, truncated, info = self.env.step(action)
-        succeeded, self._run = env_reward_success(self.task_spec, info, self.env, self._run)
+        self._return += float(reward)
+        if self.kind == "terminated":
+            succeeded: bool | None = bool(terminated)
+        elif self.kind == "return":
+            succeeded = bool((terminated or truncated) and self._return >= self.threshold)
+        else:
+            succeeded, self._run = env_reward_success(self.task_spec, info, self.env, self._run)
         info = {**info, "env_reward": float(reward), "is_success": succeeded}
         return obs, reward, terminated, truncated, info

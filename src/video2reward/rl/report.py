@@ -24,13 +24,19 @@ def read_eval_csv(path: Path) -> list[dict[str, float | None]]:
                 for row in csv.DictReader(f)]
 
 
+def known_rate(value: float | None) -> float | None:
+    """A logged success rate, or None when it is unknown (no value, or NaN: the env gave no success signal)."""
+    return None if value is None or value != value else value
+
+
 def run_summary(run_dir: Path) -> dict[str, Any]:
     """The config and the final evaluation of a `v2r rl` run folder."""
     config = json.loads((Path(run_dir) / "config.json").read_text())
     rows = read_eval_csv(Path(run_dir) / "eval.csv")
     return {"run": str(run_dir), "task": config["task"], "reward": config["reward"], "algo": config["algo"],
             "seed": config["config"]["seed"], "steps": config["timesteps"], "final": rows[-1] if rows else {},
-            "best_success": max((r["success_rate"] or 0.0) for r in rows) if rows else None}
+            "best_success": max((known_rate(r["success_rate"]) or 0.0) for r in rows) if rows else None,
+            "success_known": any(known_rate(r["success_rate"]) is not None for r in rows)}
 
 
 def _group_label(summary: dict[str, Any]) -> str:
@@ -59,14 +65,18 @@ def report_table(run_dirs: Sequence[str | Path], markdown: bool = True) -> str:
     header = ["run group", "seeds", "steps", "final success", "final env return", "steps to 90% success"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for label, runs in groups.items():
-        succ = np.array([r["final"].get("success_rate") or 0.0 for r in runs])
         ret = np.array([r["final"].get("env_return") or 0.0 for r in runs])
-        first = []
-        for r in runs:
-            hit = [row["step"] for row in r["curve"] if (row["success_rate"] or 0) >= 0.9]
-            first.append(f"{hit[0]:.0f}" if hit else "never")
-        lines.append(f"| {label} | {len(runs)} | {max(r['steps'] for r in runs)} | {succ.mean():.0%} +- "
-                     f"{succ.std():.0%} | {ret.mean():.1f} +- {ret.std():.1f} | {', '.join(first)} |")
+        if not all(r["success_known"] for r in runs):  # never a 0% that the env cannot back
+            success, first = "unknown: the env gives no success signal (see --success)", ["n/a"]
+        else:
+            succ = np.array([known_rate(r["final"].get("success_rate")) or 0.0 for r in runs])
+            success = f"{succ.mean():.0%} +- {succ.std():.0%}"
+            first = []
+            for r in runs:
+                hit = [row["step"] for row in r["curve"] if (known_rate(row["success_rate"]) or 0) >= 0.9]
+                first.append(f"{hit[0]:.0f}" if hit else "never")
+        lines.append(f"| {label} | {len(runs)} | {max(r['steps'] for r in runs)} | {success} | "
+                     f"{ret.mean():.1f} +- {ret.std():.1f} | {', '.join(first)} |")
     return "\n".join(lines)
 
 

@@ -243,9 +243,10 @@ class LearnedReward(gym.Wrapper, gym.utils.RecordConstructorArgs):
             return prob >= (0.5 if self.success_threshold is None else self.success_threshold)
         return mu >= self.success_threshold
 
-    def _is_success(self, info: dict) -> bool:
-        if self.success_fn is None:  # an inner wrapper (rl.envs.TaskInfo) may already know
-            return bool(info.get("is_success", info.get("success", False)))
+    def _is_success(self, info: dict) -> bool | None:
+        if self.success_fn is None:  # an inner wrapper (rl.envs.TaskInfo) may already know; None: nobody says
+            said = info.get("is_success", info.get("success"))
+            return None if said is None else bool(said)
         self._at_goal_steps = self._at_goal_steps + 1 if self.success_fn(self.env, info) else 0
         return self._at_goal_steps >= self.hold_steps
 

@@ -12,8 +12,6 @@ under autocast (see precision.py).
 from __future__ import annotations
 
 import math
-import signal
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +28,7 @@ from video2reward.core.preflight import (
     training_bytes,
 )
 from video2reward.core.progress import progress_bar
+from video2reward.core.stop import StopRequest
 from video2reward.errors import V2RError
 from video2reward.training import distributed
 
@@ -119,29 +118,6 @@ class Checkpointer:
         return int(tensors["step"]) if "step" in tensors else int(meta["step"])
 
 
-class _StopRequest:
-    """Turns the first Ctrl-C (SIGINT) into a request to stop at the next step boundary, so the checkpoint
-    written then is a clean one; a second Ctrl-C interrupts at once."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._previous = None
-
-    def __enter__(self) -> "_StopRequest":
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def __exit__(self, *exc) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-
-
 def _last_good(checkpointer: Checkpointer | None, step: int) -> str:
     if checkpointer is None or not checkpointer.exists():
         return ""
@@ -178,7 +154,7 @@ def train_loop(
     bar = progress_bar(range(start_step, steps), desc=desc, unit="step", initial=start_step, total=steps,
                        disable=not (progress and distributed.is_main()))
     last_saved = start_step
-    with _StopRequest() as stop, bar:
+    with StopRequest() as stop, bar:
         for step in bar:
             for group in optimizer.param_groups:
                 group["lr"] = group["initial_lr"] * warmup_cosine(step, warmup, steps)
