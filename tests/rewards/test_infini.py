@@ -38,11 +38,11 @@ def reference_attention(block: InfiniBlock, x: torch.Tensor) -> torch.Tensor:
     return out.reshape(b, k, d)
 
 
+@torch.no_grad()
 def test_segments_and_memory_match_the_equations():
     torch.manual_seed(0)
     block = InfiniBlock(8, heads=2, segment=3)
-    with torch.no_grad():
-        block.gate.copy_(torch.tensor([0.7, -0.4]))
+    block.gate.copy_(torch.tensor([0.7, -0.4]))
     x = torch.randn(2, 7, 8)  # segments of 3, 3 and 1 tokens
     expected = x + block.proj(reference_attention(block, x))
     expected = expected + block.mlp(block.norm2(expected))
