@@ -45,7 +45,7 @@ from video2reward.errors import ConfigError
 from video2reward.objectives.base import Objective, feature_std, to_float
 from video2reward.objectives.momentum import ema_update, frozen_copy
 from video2reward.video.frame_sampler import FrameBatch
-from video2reward.video.views import random_resized_crop
+from video2reward.video.views import light_crop
 
 
 @dataclass
@@ -207,10 +207,7 @@ class IJEPA(Objective):
         S = self.encoder.config.image_size
         flat = clips.permute(1, 0, 2, 3, 4).reshape(frames, B, -1)  # one crop per clip: frames side by side
         flat = flat.permute(1, 0, 2).reshape(B, frames * 3, *clips.shape[-2:])  # (B, F*3, H, W)
-        if self.config.min_crop_scale < 1.0:
-            flat = random_resized_crop(flat, generator, S, (self.config.min_crop_scale, 1.0)).clamp(0, 1)
-        elif flat.shape[-2:] != (S, S):
-            flat = F.interpolate(flat, size=(S, S), mode="bilinear", align_corners=False).clamp(0, 1)
+        flat = light_crop(flat, generator, S, self.config.min_crop_scale)
         gh, gw = self.encoder.grid_size(S, S)
         context, targets = sample_masks(B, gh, gw, self.config, generator)
         return {"clips": flat.reshape(B, frames, 3, S, S), "context": context, "targets": targets}

@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from video2reward.encoders.vit import (
@@ -30,7 +29,7 @@ from video2reward.encoders.vit import (
 from video2reward.errors import ConfigError
 from video2reward.objectives.base import Objective, feature_std, to_float
 from video2reward.video.frame_sampler import FrameBatch
-from video2reward.video.views import random_resized_crop
+from video2reward.video.views import light_crop
 
 
 @dataclass
@@ -182,10 +181,7 @@ class MAE(Objective):
         """{"frames": (B, 3, S, S) float crops in [0, 1], "ids_shuffle": (B, N) long, a permutation per frame}."""
         frames = to_float(batch.frames)
         S = self.image_size
-        if self.config.min_crop_scale < 1.0:
-            frames = random_resized_crop(frames, generator, S, (self.config.min_crop_scale, 1.0)).clamp(0, 1)
-        elif frames.shape[-2:] != (S, S):
-            frames = F.interpolate(frames, size=(S, S), mode="bilinear", align_corners=False).clamp(0, 1)
+        frames = light_crop(frames, generator, S, self.config.min_crop_scale)
         gh, gw = self.encoder.grid_size(S, S)
         return {"frames": frames, "ids_shuffle": shuffle_ids(frames.shape[0], gh * gw, generator)}
 

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from video2reward.errors import ConfigError
 from video2reward.objectives.base import Objective, feature_std, to_float
 from video2reward.video.frame_sampler import FrameBatch
-from video2reward.video.views import random_resized_crop
+from video2reward.video.views import light_crop
 
 UPSAMPLINGS = 4  # the decoder doubles a (S / 16) x (S / 16) map four times
 
@@ -104,10 +104,7 @@ class VAE(Objective):
         """{"frames": (B, 3, S, S) float in [0, 1], "eps": (B, D) standard normal noise (drawn here: deterministic)}."""
         frames = to_float(batch.frames)
         S = self.image_size
-        if self.config.min_crop_scale < 1.0:
-            frames = random_resized_crop(frames, generator, S, (self.config.min_crop_scale, 1.0)).clamp(0, 1)
-        elif frames.shape[-2:] != (S, S):
-            frames = F.interpolate(frames, size=(S, S), mode="bilinear", align_corners=False).clamp(0, 1)
+        frames = light_crop(frames, generator, S, self.config.min_crop_scale)
         return {"frames": frames, "eps": torch.randn(frames.shape[0], self.encoder.dim, generator=generator)}
 
     def forward(self, batch: dict[str, Any]) -> tuple[Tensor, dict[str, float]]:

@@ -49,6 +49,17 @@ def random_resized_crop(
     return F.grid_sample(frames, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
+def light_crop(frames: torch.Tensor, generator: torch.Generator, size: int, min_scale: float) -> torch.Tensor:
+    """The reconstruction objectives' only augmentation (MAE, JEPA, VAE): a random resized crop covering
+    [min_scale, 1] of the frame, or with min_scale 1 no crop, only a resize to `size` when the frames differ.
+    (B, C, H, W) float in [0, 1] -> (B, C, size, size), clamped to [0, 1]."""
+    if min_scale < 1.0:
+        return random_resized_crop(frames, generator, size, (min_scale, 1.0)).clamp(0, 1)
+    if frames.shape[-2:] != (size, size):
+        return F.interpolate(frames, size=(size, size), mode="bilinear", align_corners=False).clamp(0, 1)
+    return frames
+
+
 def horizontal_flip(frames: torch.Tensor, generator: torch.Generator, p: float = 0.5) -> torch.Tensor:
     return torch.where(_chance(frames.shape[0], p, generator, frames.device), frames.flip(-1), frames)
 
