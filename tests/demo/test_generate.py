@@ -56,6 +56,15 @@ def test_returns_one_folder_per_task(runs):
 
 
 @pytest.mark.slow
+def test_every_split_says_how_it_was_rendered(runs):
+    _, folders = runs["first"]
+    for task, folder in folders.items():
+        for split in ("train", "test_expert", "test_fail", "test_partial"):
+            facts = json.loads((folder / split / "render.json").read_text(encoding="utf-8"))
+            assert facts["task"] == task and facts["flip"] == "none"
+
+
+@pytest.mark.slow
 def test_layout_holds_exactly_the_labelled_videos(runs):
     _, folders = runs["first"]
     for folder in folders.values():

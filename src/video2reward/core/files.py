@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -138,3 +139,17 @@ def load_model_dir(directory: Path) -> tuple[dict[str, torch.Tensor], dict[str, 
             f"re-copy the whole model folder"
         )
     return load_tensors(weights), config
+
+
+RENDER_FILE = "render.json"  # beside demo videos: how they were rendered (camera, render_size, flip), from v2r demo-data
+
+
+def read_render_facts(paths: Sequence[str | os.PathLike]) -> dict[str, str] | None:
+    """The render.json beside the videos of the first of `paths` (folders) that has one, else None: what `v2r
+    train` stores in a model so that `v2r rl` renders the env as its demonstrations were rendered."""
+    for path in paths:
+        candidate = Path(path) / RENDER_FILE
+        if candidate.is_file():
+            facts = json.loads(candidate.read_text(encoding="utf-8"))
+            return {key: str(facts.get(key, "")) for key in ("task", "env_id", "camera", "render_size", "flip")}
+    return None

@@ -37,11 +37,14 @@ from typing import Any
 import gymnasium as gym
 from PIL import Image
 
+from video2reward.core.files import RENDER_FILE, write_json
 from video2reward.core.progress import ProgressBar, progress_bar
 from video2reward.demo.lerobot_format import SplitWriter, clear_dataset
 from video2reward.demo.train_views import check_cameras, write_train_views
 from video2reward.errors import ConfigError
 from video2reward.tasks import DEMO_TASKS, TASKS, make_env
+from video2reward.tasks.metaworld import CAMERA as METAWORLD_CAMERA
+from video2reward.tasks.metaworld import RENDER_SIZE as METAWORLD_RENDER_SIZE
 from video2reward.tasks.rollout import make_episode
 from video2reward.tasks.task import DemoTask
 from video2reward.tasks.views import CAM_SPLIT, describe_views, view_of, views_for
@@ -77,6 +80,13 @@ def _check_args(tasks: Sequence[str], counts: dict[str, int], short_side: int) -
     if short_side < 8:
         raise ConfigError(f"short_side must be at least 8 pixels, got {short_side}")
     return [TASKS[name] for name in dict.fromkeys(tasks)]
+
+
+def render_facts(task: DemoTask) -> dict[str, str]:
+    """How the demo videos of `task` were rendered, in `v2r rl`'s terms (--camera, --render-size, --flip)."""
+    scene = task.make_env is not None  # a Meta-World scene: the fixed camera, square renders, turned upright
+    return {"task": task.name, "env_id": task.env_id, "camera": METAWORLD_CAMERA if scene else "",
+            "render_size": str(METAWORLD_RENDER_SIZE) if scene else "", "flip": "none"}
 
 
 def labels_json(labels: dict[str, Any]) -> str:
@@ -231,6 +241,8 @@ def generate_demo_data(
                 "videos": videos,
             }
             (task_dir / "labels.json").write_text(labels_json(labels), encoding="utf-8")
+            for split in SPLITS:  # how these videos were rendered: `v2r train` keeps it, `v2r rl` renders alike
+                write_json(task_dir / split / RENDER_FILE, render_facts(task))
             if camera_shift and n_test_expert + n_test_fail > 0:
                 _write_camera_split(task, task_dir, seed, n_test_expert, n_test_fail, short_side, fps, bar)
             if train_views and task.make_env is not None:  # classic-control tasks have no other camera

@@ -38,7 +38,7 @@ from video2reward.core.stop import StopRequest
 from video2reward.errors import ConfigError
 from video2reward.inference.model import RewardModel
 from video2reward.rl.config import RLConfig
-from video2reward.rl.envs import EnvSpec, TaskInfo, env_spec
+from video2reward.rl.envs import EnvSpec, TaskInfo, env_spec, with_render
 from video2reward.rl.refine import (
     AgentFrameBuffer,
     AgentFrames,
@@ -46,6 +46,7 @@ from video2reward.rl.refine import (
     check_refinable,
     refinement_videos,
 )
+from video2reward.rl.render import RenderOptions, resolve_render
 from video2reward.rl.report import plot_learning_curves, write_episode_video
 from video2reward.rl.wrapper import LearnedReward
 
@@ -150,6 +151,12 @@ def train_agent(task: str, reward: str, out: str | Path, config: RLConfig | None
     if progress:
         write(f"success of {task}: {spec.success_mode} ({spec.success_why})")
     model = None if reward == "env" else RewardModel.load(reward)
+    render, said = resolve_render(config.camera, config.render_size, config.flip,
+                                  model.config.get("render") if model is not None else None,
+                                  spec.make_scene is not None)
+    spec = with_render(spec, render)
+    if said and progress:
+        write(said)
     refiner = None
     if config.refine:
         if model is None:
@@ -264,7 +271,7 @@ def train_agent(task: str, reward: str, out: str | Path, config: RLConfig | None
         if interrupted:
             write(f"stopping at step {agent.num_timesteps} ({stop.signal_name or 'interrupted'}): the policy is "
                   f"written first, then the last evaluation and the plots (another signal ends it at once)")
-    save_agent(agent, out, task, reward, algo, config, interrupted, spec)  # first: nothing after can lose it
+    save_agent(agent, out, task, reward, algo, config, interrupted, spec, render)  # first: nothing after can lose it
     if refiner is not None:
         refined = {**model.config, "refinement": {**refiner.summary(), "from": str(reward), "task": task,
                                                   "algo": algo, "timesteps": int(agent.num_timesteps)}}
@@ -280,13 +287,14 @@ def train_agent(task: str, reward: str, out: str | Path, config: RLConfig | None
 
 
 def save_agent(agent, out: Path, task: str, reward: str, algo: str, config: RLConfig, interrupted: bool,
-               spec: EnvSpec) -> None:
+               spec: EnvSpec, render: RenderOptions) -> None:
     """Policy weights as safetensors + everything needed to rebuild it as JSON (never a pickle)."""
     state = {k: v.detach().cpu().contiguous() for k, v in agent.policy.state_dict().items()}
     save_tensors(out / "policy.safetensors", state)
     write_json(out / "config.json", {
         "kind": "agent", "task": task, "reward": reward, "algo": algo, "config": asdict(config),
         "success": {"mode": spec.success_mode, "why": spec.success_why},
+        "render": {"camera": render.camera, "size": list(render.size) if render.size else None, "flip": render.flip},
         "timesteps": int(agent.num_timesteps), "interrupted": interrupted,
         "observation_space": repr(agent.observation_space), "action_space": repr(agent.action_space),
     })

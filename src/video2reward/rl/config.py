@@ -19,6 +19,14 @@ class RLConfig:
                              "'shaping' (mu_t - mu_{t-1}, potential-based)",
                              choices=("progress", "uncertainty", "shaping"))
     k: float = _help(1.0, "weight of sigma in the 'uncertainty' reward")
+    camera: str = _help("", "render from this camera of the scene, as the demonstrations were filmed (Meta-World: "
+                        "corner, corner2, corner3, topview, behindGripper, ...); default: as the model's training "
+                        "videos were rendered (render.json from v2r demo-data), else the env's own view")
+    render_size: str = _help("", "render at N (square) or WxH pixels (Meta-World renders at that size; other envs' "
+                             "frames are resized); default: as the model's training videos, else the env's own size")
+    flip: str = _help("auto", "turn the rendered frames over: none, vertical, horizontal or both (Meta-World's "
+                      "frames are already upright); auto: as the model's training videos, else none",
+                      choices=("auto", "none", "vertical", "horizontal", "both"))
     success: str = _help("auto", "how true task success is told: 'info' (info['success'] / info['is_success']), "
                          "'terminated' (the episode ended by termination, not the time limit: Acrobot, "
                          "MountainCar), 'return>=X' (the episode's env return reached X: CartPole-v1 is "

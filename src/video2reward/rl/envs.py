@@ -25,6 +25,7 @@ from typing import Any
 import gymnasium as gym
 
 from video2reward.errors import ConfigError
+from video2reward.rl.render import RenderAs, RenderOptions, check_camera, with_options
 from video2reward.tasks import TASKS
 from video2reward.tasks.metaworld import make_metaworld_env
 from video2reward.tasks.task import headless
@@ -45,6 +46,8 @@ class EnvSpec:
     max_episode_steps: int | None = None
     success_mode: str = "task"  # task | info | terminated | return>=X (module docstring)
     success_why: str = "the demo task's own test"  # how the mode was chosen, for the run's config and log
+    # a MuJoCo scene with cameras (Meta-World): (render_mode, **make_metaworld_env options) -> env
+    make_scene: Callable[..., gym.Env] | None = None
 
     def discrete(self) -> bool:
         env = self.make(None)
@@ -81,7 +84,23 @@ def with_success(spec: EnvSpec, mode: str) -> EnvSpec:
         raise ConfigError(f"--success task: {spec.name} is not a demo task; use info, terminated or return>=X")
     success = _info_success if kind == "info" else spec.success
     return EnvSpec(spec.name, spec.make, success, spec.hold_steps if kind == "task" else 1, spec.max_episode_steps,
-                   mode, "given with --success")
+                   mode, "given with --success", spec.make_scene)
+
+
+def with_render(spec: EnvSpec, options: RenderOptions) -> EnvSpec:
+    """`spec` whose envs render as `options` say (rl/render.py): the camera and square size of a MuJoCo scene
+    when it is made, then any flip and other size on every frame."""
+    check_camera(options, spec.make_scene is not None, spec.name)
+    if options == RenderOptions():
+        return spec
+    scene = spec.make_scene
+
+    def make(mode: str | None) -> gym.Env:
+        env = scene(mode, **with_options(options)) if scene is not None else spec.make(mode)
+        return RenderAs(env, options)
+
+    return EnvSpec(spec.name, make, spec.success, spec.hold_steps, spec.max_episode_steps, spec.success_mode,
+                   spec.success_why, spec.make_scene)
 
 
 def _demo_spec(name: str) -> EnvSpec | None:
@@ -91,7 +110,7 @@ def _demo_spec(name: str) -> EnvSpec | None:
     maker = getattr(task, "make_env", None)  # Meta-World demo tasks bring their own maker
     if maker is not None:
         return EnvSpec(name, lambda mode: maker(render_mode=mode), _info_success, 1, None, "info",
-                       "Meta-World reports success in info")
+                       "Meta-World reports success in info", lambda mode, **kw: maker(render_mode=mode, **kw))
 
     def make(mode: str | None) -> gym.Env:
         headless()
@@ -103,7 +122,8 @@ def _demo_spec(name: str) -> EnvSpec | None:
 def _metaworld_spec(name: str) -> EnvSpec:
     env_name = name.split(":", 1)[1]
     return EnvSpec(name, lambda mode: make_metaworld_env(env_name, render_mode=mode), _info_success, 1, None, "info",
-                   "Meta-World reports success in info")
+                   "Meta-World reports success in info",
+                   lambda mode, **kw: make_metaworld_env(env_name, render_mode=mode, **kw))
 
 
 def _gym_spec(name: str) -> EnvSpec:

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from video2reward.core.files import load_tensors, save_tensors
+from video2reward.core.files import load_tensors, read_render_facts, save_tensors
 from video2reward.core.precision import autocast_dtype
 from video2reward.core.progress import stage, write
 from video2reward.encoders import ENCODERS, build_encoder, has_imagenet_weights
@@ -346,6 +346,9 @@ def train_reward_model(
             "data": data_facts(demos, paths, config.camera_key), **provenance(),
         },
     }
+    rendered = read_render_facts([p for p in paths if Path(p).is_dir()])
+    if rendered is not None:  # v2r rl renders the env as these videos were rendered (rl/render.py)
+        model_config["render"] = rendered
     model = RewardModel(head.cpu(), model_config)
     warnings = []
     train_voc = training_video_voc(model, demos)
