@@ -16,8 +16,7 @@ from dataclasses import dataclass
 
 import gymnasium as gym
 import numpy as np
-import torch
-import torch.nn.functional as F
+from PIL import Image
 
 from video2reward.errors import ConfigError
 
@@ -86,15 +85,13 @@ def flip_frame(frame: np.ndarray, flip: str) -> np.ndarray:
 
 
 def resize_frame(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """(H, W, 3) uint8 -> (height, width, 3) uint8, area-averaged when shrinking, bilinear when growing."""
+    """(H, W, 3) uint8 -> (height, width, 3) uint8: area averaging when shrinking (as video/frame_fit.py resizes
+    every frame), bilinear when growing."""
     width, height = size
     if frame.shape[:2] == (height, width):
         return frame
-    x = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)[None].float()  # (1, 3, H, W)
-    shrink = height < frame.shape[0] and width < frame.shape[1]
-    y = F.interpolate(x, size=(height, width), mode="area" if shrink else "bilinear",
-                      **({} if shrink else {"align_corners": False}))
-    return y[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
+    shrink = height <= frame.shape[0] and width <= frame.shape[1]
+    return np.asarray(Image.fromarray(np.ascontiguousarray(frame)).resize(size, Image.BOX if shrink else Image.BILINEAR))
 
 
 class RenderAs(gym.Wrapper):
