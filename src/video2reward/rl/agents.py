@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import importlib
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -48,6 +49,7 @@ from video2reward.rl.refine import (
 )
 from video2reward.rl.render import RenderOptions, resolve_render
 from video2reward.rl.report import plot_learning_curves, write_episode_video
+from video2reward.rl.view_check import check_env_view, mismatch_warning
 from video2reward.rl.wrapper import LearnedReward
 
 EVAL_FIELDS = ("step", "success_rate", "env_return", "learned_return", "episode_length", "wall_s")
@@ -168,6 +170,7 @@ def train_agent(task: str, reward: str, out: str | Path, config: RLConfig | None
                                 AgentFrameBuffer(config.refine_buffer), lr=config.refine_lr, seed=config.seed)
     env = make_env(spec, model, config, frames=refiner.buffer if refiner is not None else None)
     eval_env = make_env(spec, model, config)
+    view = check_view(model, eval_env, render, config.seed, progress)
     writer = None
     if tensorboard_available():
         from torch.utils.tensorboard import (
@@ -271,7 +274,7 @@ def train_agent(task: str, reward: str, out: str | Path, config: RLConfig | None
         if interrupted:
             write(f"stopping at step {agent.num_timesteps} ({stop.signal_name or 'interrupted'}): the policy is "
                   f"written first, then the last evaluation and the plots (another signal ends it at once)")
-    save_agent(agent, out, task, reward, algo, config, interrupted, spec, render)  # first: nothing after can lose it
+    save_agent(agent, out, task, reward, algo, config, interrupted, spec, render, view)  # first: nothing after can lose it
     if refiner is not None:
         refined = {**model.config, "refinement": {**refiner.summary(), "from": str(reward), "task": task,
                                                   "algo": algo, "timesteps": int(agent.num_timesteps)}}
@@ -286,15 +289,33 @@ def train_agent(task: str, reward: str, out: str | Path, config: RLConfig | None
     return rows
 
 
+def check_view(model, env: gym.Env, render: RenderOptions, seed: int, progress: bool) -> dict | None:
+    """Compare a few rendered frames with the model's demonstrations (rl/view_check.py); warn on a mismatch.
+    None when there is no model, or its training videos are not here to compare with (said in the log)."""
+    if model is None:
+        return None
+    recorded = (model.config.get("training") or {}).get("videos") or []
+    if sum(Path(v).exists() for v in recorded) < 2:
+        if progress:
+            write("(view check skipped: the model's training videos are not on this machine to compare with)")
+        return None
+    check = check_env_view(model, env, refinement_videos(model), seed=seed)
+    if check.mismatch:
+        write(mismatch_warning(check, render.camera, render.size, render.flip), file=sys.stderr)
+    return {"ratio": round(check.ratio, 3), "distance": round(check.distance, 4), "spread": round(check.spread, 4),
+            "mismatch": check.mismatch}
+
+
 def save_agent(agent, out: Path, task: str, reward: str, algo: str, config: RLConfig, interrupted: bool,
-               spec: EnvSpec, render: RenderOptions) -> None:
+               spec: EnvSpec, render: RenderOptions, view: dict | None = None) -> None:
     """Policy weights as safetensors + everything needed to rebuild it as JSON (never a pickle)."""
     state = {k: v.detach().cpu().contiguous() for k, v in agent.policy.state_dict().items()}
     save_tensors(out / "policy.safetensors", state)
     write_json(out / "config.json", {
         "kind": "agent", "task": task, "reward": reward, "algo": algo, "config": asdict(config),
         "success": {"mode": spec.success_mode, "why": spec.success_why},
-        "render": {"camera": render.camera, "size": list(render.size) if render.size else None, "flip": render.flip},
+        "render": {"camera": render.camera, "size": list(render.size) if render.size else None, "flip": render.flip,
+                   "view_check": view},
         "timesteps": int(agent.num_timesteps), "interrupted": interrupted,
         "observation_space": repr(agent.observation_space), "action_space": repr(agent.action_space),
     })
