@@ -250,6 +250,9 @@ def train_agent(task: str, reward: str, out: str | Path, config: RLConfig | None
 
         def _on_step(self) -> bool:
             self.bar.update(min(self.num_timesteps, config.steps) - self.bar.n)  # SB3 may overshoot by a few
+            if rows and rows[-1].step == self.num_timesteps:  # an evaluation just ran: its success on the bar
+                rate = rows[-1].success_rate
+                self.bar.set_postfix_str(f"last eval success {'unknown' if np.isnan(rate) else f'{rate:.0%}'}")
             return True
 
         def _on_training_end(self) -> None:
@@ -263,7 +266,7 @@ def train_agent(task: str, reward: str, out: str | Path, config: RLConfig | None
             return not stop.requested
 
     callbacks = ([RefineCallback()] if refiner is not None else []) + [EvalCallback(), StopOnSignal()]
-    callbacks += [ProgressBar()] if progress else []
+    callbacks += [ProgressBar()] if progress else []  # after EvalCallback: the bar shows the evaluation it ran
     interrupted = False
     with StopRequest() as stop:
         try:
