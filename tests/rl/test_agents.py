@@ -114,7 +114,7 @@ def test_refine_end_to_end_writes_the_refined_model(model_dir: Path, tmp_path: P
 
 def test_refine_needs_a_learned_reward(tmp_path: Path, capsys) -> None:
     assert main(["rl", "mountaincar", "--reward", "env", "--refine", "--out", str(tmp_path / "x"), *FAST]) == 2
-    assert "--refine refines a learned reward" in capsys.readouterr().err
+    assert "--refine needs a learned reward" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -20,7 +20,9 @@ def add_parsers(add: AddCommand) -> None:
     p.add_argument("--reward", required=True, help="reward model folder from `v2r train`, or 'env' for the "
                    "environment's own reward")
     p.add_argument("--out", required=True, help="run folder: eval.csv, policy.safetensors, learning_curve.png, "
-                   "eval_episode.mp4")
+                   "eval_episode.mp4, checkpoint/ (with --seeds: one such folder per seed, OUT/seed<N>)")
+    p.add_argument("--seeds", type=int, nargs="+", metavar="SEED", help="run these seeds one after another, each "
+                   "into OUT/seed<SEED> (v2r rl-report OUT reads them all); instead of --seed")
     add_config_arguments(p, RLConfig)
 
     p = add("rl-report", "table (final success and env return over seeds) and learning curves of `v2r rl` runs",
@@ -31,17 +33,25 @@ def add_parsers(add: AddCommand) -> None:
 
 def cmd_rl(args: argparse.Namespace) -> None:
     # here, not at the top: keeps `v2r --help` fast
+    from dataclasses import replace  # here too
+    from pathlib import Path  # here too
+
     from video2reward.core.options import config_from_args  # here too
     from video2reward.rl.agents import train_agent
     from video2reward.rl.config import RLConfig  # here too
 
     config = config_from_args(RLConfig, args)
-    rows = train_agent(args.task, args.reward, args.out, config, progress=not args.quiet)
-    last = rows[-1]
-    print(f"{args.task} with {'the env reward' if args.reward == 'env' else args.reward}: final success "
-          f"{last.success_rate:.0%}, env return {last.env_return:.1f} after {last.step} steps")
-    print(f"wrote {args.out}/eval.csv, policy.safetensors + config.json, learning_curve.png, eval_episode.mp4"
-          + (", refine.csv, reward_model/ (the refined reward model)" if config.refine else ""))
+    runs = [(config, Path(args.out))] if not args.seeds else \
+        [(replace(config, seed=seed), Path(args.out) / f"seed{seed}") for seed in dict.fromkeys(args.seeds)]
+    for run_config, out in runs:
+        rows = train_agent(args.task, args.reward, out, run_config, progress=not args.quiet)
+        last = rows[-1]
+        rate = "unknown" if last.success_rate != last.success_rate else f"{last.success_rate:.0%}"
+        print(f"{args.task} with {'the env reward' if args.reward == 'env' else args.reward}, seed {run_config.seed}: "
+              f"final success {rate}, env return {last.env_return:.1f} after {last.step} steps")
+        print(f"wrote {out}/eval.csv, policy.safetensors + config.json, learning_curve.png, eval_episode.mp4, "
+              f"checkpoint/" + (", refine.csv, reward_model/ (the refined reward model)" if config.refine else "")
+              + (", discriminator.csv" if config.reward_mode == "progress+discriminator" else ""))
 
 
 def cmd_rl_report(args: argparse.Namespace) -> None:

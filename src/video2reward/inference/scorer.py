@@ -107,7 +107,15 @@ class Scorer:
 
     def reset(self, n_streams: int = 1) -> None:
         """Start `n_streams` new streams (episodes, videos): no frame seen yet."""
-        self.streams = [_Stream(recent=deque(maxlen=self.back + 1)) for _ in range(n_streams)]
+        self.streams = [self._new_stream() for _ in range(n_streams)]
+        self.features: torch.Tensor | None = None  # (N, D) float: the features of the frames of the last call
+
+    def reset_stream(self, i: int) -> None:
+        """Start stream i anew (one env of a vector env began an episode); the other streams go on."""
+        self.streams[i] = self._new_stream()
+
+    def _new_stream(self) -> _Stream:
+        return _Stream(recent=deque(maxlen=self.back + 1))
 
     # ---- the context rule, applied to a stream -----------------------------------------------------
     def _context(self, stream: _Stream, z: torch.Tensor) -> torch.Tensor | None:
@@ -156,7 +164,10 @@ class Scorer:
         features when already computed (`model.embed_frames`, e.g. on other threads: inference/parallel.py)."""
         if features is not None and len(features) != len(frames):
             raise ValueError(f"{len(frames)} frames but features of {len(features)}")
-        stream, parts = self.streams[0], []
+        return self._score(self.streams[0], frames, features)
+
+    def _score(self, stream: _Stream, frames: np.ndarray, features: torch.Tensor | None) -> Rewards:
+        parts, seen = [], []
         for start in range(0, len(frames), self.batch_size):
             batch = frames[start : start + self.batch_size]
             if features is None:
@@ -166,19 +177,24 @@ class Scorer:
             previous = self._context(stream, z)
             parts.append(self._read(z, stream.initial, previous))
             self._remember(stream, batch)
+            seen.append(z)
+        self.features = torch.cat(seen).float() if seen else None
         return Rewards.join(parts, success=self.has_success, epistemic=self.has_epistemic)
 
     @torch.inference_mode()
-    def step(self, frames: np.ndarray) -> Rewards:
-        """The next frame of every stream, (N, S, S, 3) uint8 -> one reward per stream."""
-        if len(frames) != len(self.streams):
-            raise ValueError(f"step takes one frame per stream: {len(self.streams)} streams, got {len(frames)}")
+    def step(self, frames: np.ndarray, which: list[int] | np.ndarray | None = None) -> Rewards:
+        """The next frame of every stream, (N, S, S, 3) uint8 -> one reward per stream. `which`: the indices of
+        the streams these frames belong to (one frame each; default: all streams, in order)."""
+        streams = self.streams if which is None else [self.streams[int(i)] for i in which]
+        if len(frames) != len(streams):
+            raise ValueError(f"step takes one frame per stream: {len(streams)} streams, got {len(frames)}")
         if len(frames) == 1:  # one stream: the same path as score
-            return self.score(frames)
+            return self._score(streams[0], frames, None)
         z = self.model.embed(frames_to_tensor(frames, self.model.device))  # (N, D)
-        previous = [self._context(s, z[i : i + 1]) for i, s in enumerate(self.streams)]
-        initial = torch.stack([s.initial for s in self.streams])  # (N, D)
-        for i, s in enumerate(self.streams):
+        self.features = z.float()
+        previous = [self._context(s, z[i : i + 1]) for i, s in enumerate(streams)]
+        initial = torch.stack([s.initial for s in streams])  # (N, D)
+        for i, s in enumerate(streams):
             self._remember(s, frames[i : i + 1])
         return self._read(z, initial, None if previous[0] is None else torch.cat(previous))
 

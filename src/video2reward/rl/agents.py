@@ -2,16 +2,21 @@
 reward is the learned video reward (or the env's own, for the comparison run), and measure what matters:
 true task success.
 
-    env -> TaskInfo (env reward + true success into info) -> LearnedReward (reward = video model) -> Monitor
-        -> SB3 DQN / SAC -> every `eval_every` steps: deterministic episodes -> OUT/eval.csv
+    N x [env -> TaskInfo (env reward + true success into info) -> FrameInInfo (the model's frame)]
+        -> VecLearnedReward (one batched reward call per step; + log D with the discriminator) -> VecMonitor
+        -> SB3 DQN / SAC -> every `eval_every` steps: deterministic episodes (rl/evaluation.py) -> OUT/eval.csv
         -> OUT/policy.safetensors + config.json, OUT/learning_curve.png, OUT/eval_episode.mp4
+        every `checkpoint_every` steps and on Ctrl-C / SIGTERM: OUT/checkpoint (rl/checkpoint.py; --resume)
 
-With `--refine` (progress models), an AgentFrames wrapper keeps the frames LearnedReward scored, and every
-`refine_every` steps a callback runs rl/refine.RewardRefiner on them (push-back of the agent's frames, the
-demonstrations held); the refined model is saved to OUT/reward_model, its losses logged to OUT/refine.csv.
-With tensorboard installed, SB3's own training scalars and the evaluation (and refinement) scalars also go
-to OUT/tb (`tensorboard --logdir OUT/tb`).
+With `--refine` (progress models), the frames env 0 shows are kept, and every `refine_every` steps a callback
+runs rl/refine.RewardRefiner on them (push-back of the agent's frames, the demonstrations held); the refined
+model is saved to OUT/reward_model, its losses logged to OUT/refine.csv. With `--reward-mode
+progress+discriminator`, every `disc_every` steps the discriminator (rl/discriminator.py) is trained on the
+demonstrations' features vs the agent's (OUT/discriminator.csv). With tensorboard installed, SB3's own training
+scalars and the evaluation (and refinement) scalars also go to OUT/tb (`tensorboard --logdir OUT/tb`).
 
+With N envs, SAC takes N gradient steps per vector step and DQN trains every dqn_train_freq / N vector steps,
+so updates per environment step stay those of one env: N envs change the wall time, not the learning.
 DQN keeps the seed paper's parts: a replay buffer, an epsilon-greedy schedule, a target network updated
 every `target_update_interval` steps. The agent's weights are saved as safetensors (SB3's own .zip pickles).
 """
@@ -20,9 +25,8 @@ from __future__ import annotations
 
 import csv
 import importlib
-import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import gymnasium as gym
@@ -31,62 +35,72 @@ import torch
 from stable_baselines3 import DQN, SAC
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.vec_env import VecMonitor
 
-from video2reward.core.files import save_tensors, write_json
 from video2reward.core.preflight import check_output_folder
 from video2reward.core.progress import progress_bar, write
 from video2reward.core.stop import StopRequest
 from video2reward.errors import ConfigError
 from video2reward.inference.model import RewardModel
+from video2reward.rl.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
 from video2reward.rl.config import RLConfig
+from video2reward.rl.discriminator import DiscriminatorConfig, DiscriminatorReward
 from video2reward.rl.envs import EnvSpec, TaskInfo, env_spec, with_render
+from video2reward.rl.evaluation import (
+    EVAL_FIELDS,
+    EvalRow,
+    check_view,
+    evaluate,
+    save_agent,
+)
 from video2reward.rl.refine import (
     AgentFrameBuffer,
-    AgentFrames,
     RewardRefiner,
     check_refinable,
     refinement_videos,
 )
-from video2reward.rl.render import RenderOptions, resolve_render
+from video2reward.rl.render import resolve_render
 from video2reward.rl.report import plot_learning_curves, write_episode_video
-from video2reward.rl.view_check import check_env_view, mismatch_warning
+from video2reward.rl.vec import VecLearnedReward, make_vec_env
 from video2reward.rl.wrapper import LearnedReward
 
-EVAL_FIELDS = ("step", "success_rate", "env_return", "learned_return", "episode_length", "wall_s")
 REFINE_FIELDS = ("step", "loss", "expert_mae", "agent_mu_before", "agent_mu", "pushback", "agent_frames",
                  "agent_episodes", "seconds")
+DISC_FIELDS = ("step", "loss", "d_demo", "d_agent", "accuracy", "agent_frames", "seconds")
 TENSORBOARD_HINT = "TensorBoard logs are off: `pip install tensorboard` to get them in OUT/tb"
 
 
-@dataclass
-class EvalRow:
-    step: int
-    success_rate: float
-    env_return: float
-    learned_return: float | None
-    episode_length: float
-    wall_s: float
+def reward_options(config: RLConfig) -> dict:
+    """LearnedReward / VecLearnedReward options of the run's reward mode."""
+    mode = "progress" if config.reward_mode == "progress+discriminator" else config.reward_mode
+    return {"reward": mode, "k": config.k, "offset": -1.0 if mode != "shaping" else 0.0}
 
 
-def make_env(spec: EnvSpec, reward_model, config: RLConfig, frames=None) -> gym.Env:
-    """The training/evaluation env: true success and env reward in info, the learned reward as reward;
-    with `frames` (an rl.refine.AgentFrameBuffer), the frames the reward was scored on are kept there."""
+def make_env(spec: EnvSpec, reward_model, config: RLConfig) -> gym.Env:
+    """The evaluation env: true success and env reward in info, the learned reward (without the
+    discriminator's term: evaluation episodes must not train it) as reward."""
     env = TaskInfo(spec.make("rgb_array"), spec)  # frames are rendered only when asked for
     if reward_model is not None:
-        env = learned = LearnedReward(env, reward_model, reward=config.reward_mode, k=config.k,
-                                      offset=-1.0 if config.reward_mode != "shaping" else 0.0)
-        if frames is not None:
-            env = AgentFrames(learned, learned, frames)
+        env = LearnedReward(env, reward_model, **reward_options(config))
     return Monitor(env)
 
 
-def learned_reward_of(env: gym.Env):
-    """The LearnedReward inside a wrapper chain (None if there is none)."""
-    while env is not None:
-        if isinstance(env, LearnedReward):
-            return env
-        env = getattr(env, "env", None)
-    return None
+def make_train_env(spec: EnvSpec, model, config: RLConfig, refiner=None, discriminator=None):
+    """The training envs: `config.envs` of them, rewarded together by VecLearnedReward (rl/vec.py)."""
+    venv = make_vec_env(lambda: TaskInfo(spec.make("rgb_array" if model is not None else None), spec),
+                        config.envs, model)
+    if model is None:
+        return VecMonitor(venv)
+    on_frames = None
+    if refiner is not None:  # env 0's frames are the agent's frames for refinement (one stream of episodes)
+        def on_frames(frames: np.ndarray, starts: np.ndarray) -> None:
+            if not len(starts):
+                refiner.buffer.add(frames[0])
+            elif 0 in starts:
+                refiner.buffer.start_episode(frames[list(starts).index(0)])
+
+    return VecMonitor(VecLearnedReward(venv, model, **reward_options(config), discriminator=discriminator,
+                                       on_frames=on_frames))
 
 
 def tensorboard_available() -> bool:
@@ -98,43 +112,35 @@ def tensorboard_available() -> bool:
     return True
 
 
-def build_agent(algo: str, env: gym.Env, config: RLConfig, tensorboard_log: str | None = None):
+def build_agent(algo: str, env, config: RLConfig, tensorboard_log: str | None = None):
+    n = env.num_envs
     if algo == "dqn":
         return DQN("MlpPolicy", env, learning_rate=config.dqn_lr, buffer_size=config.dqn_buffer,
                    batch_size=config.dqn_batch, learning_starts=config.dqn_learning_starts, gamma=config.dqn_gamma,
-                   target_update_interval=config.dqn_target_update, train_freq=config.dqn_train_freq,
+                   target_update_interval=config.dqn_target_update, train_freq=max(1, config.dqn_train_freq // n),
                    gradient_steps=config.dqn_gradient_steps, exploration_fraction=config.dqn_exploration_fraction,
                    exploration_final_eps=config.dqn_exploration_final, policy_kwargs={"net_arch": [256, 256]},
                    seed=config.seed, device="cpu", verbose=0, tensorboard_log=tensorboard_log)
     return SAC("MlpPolicy", env, learning_rate=config.sac_lr, learning_starts=config.sac_learning_starts,
-               gamma=config.sac_gamma, seed=config.seed, device="cpu", verbose=0, tensorboard_log=tensorboard_log)
+               gamma=config.sac_gamma, gradient_steps=-1 if n > 1 else 1, seed=config.seed, device="cpu",
+               verbose=0, tensorboard_log=tensorboard_log)
 
 
-def evaluate(agent, env: gym.Env, episodes: int, seed: int, record: bool = False) -> tuple[dict, list]:
-    """Deterministic episodes: success rate (true task success), mean env return, mean learned return."""
-    successes, env_returns, learned_returns, lengths, frames = [], [], [], [], []
-    said = False  # did the env ever say anything of success (info mode may never)?
-    for i in range(episodes):
-        obs, _ = env.reset(seed=seed + i)
-        done, success, env_ret, learned_ret, n = False, False, 0.0, 0.0, 0
-        while not done:
-            action, _ = agent.predict(obs, deterministic=True)
-            obs, reward, terminated, truncated, info = env.step(action)
-            done = terminated or truncated
-            said = said or info.get("is_success") is not None
-            success = success or bool(info.get("is_success"))
-            env_ret += float(info.get("env_reward", reward))
-            learned_ret += float(reward)
-            n += 1
-            if record and i == 0:
-                frames.append((env.render(), float(info.get("mu", reward))))
-        successes.append(success)
-        env_returns.append(env_ret)
-        learned_returns.append(learned_ret)
-        lengths.append(n)
-    rate = float(np.mean(successes)) if said else float("nan")  # never a 0% the env cannot back
-    return {"success_rate": rate, "env_return": float(np.mean(env_returns)),
-            "learned_return": float(np.mean(learned_returns)), "episode_length": float(np.mean(lengths))}, frames
+def make_discriminator(model: RewardModel, config: RLConfig) -> DiscriminatorReward:
+    """D on the model's features of its demonstration frames (rl/discriminator.py)."""
+    demos = refinement_videos(model, config.disc_videos or None)
+    features = torch.cat([model.embed_frames(d.frames.permute(0, 2, 3, 1).numpy()) for d in demos])  # (M, D)
+    return DiscriminatorReward(features, DiscriminatorConfig(weight=config.disc_weight), seed=config.seed)
+
+
+def crossed(step: int, n_envs: int, every: int) -> bool:
+    """Whether the last vector step (n_envs env steps, ending at `step`) crossed a multiple of `every`."""
+    return every > 0 and step // every != (step - n_envs) // every
+
+
+def append_csv(path: Path, row) -> None:
+    with path.open("a", newline="") as f:
+        csv.writer(f).writerow(row)
 
 
 def train_agent(task: str, reward: str, out: str | Path, config: RLConfig | None = None,
@@ -143,6 +149,9 @@ def train_agent(task: str, reward: str, out: str | Path, config: RLConfig | None
     config = config or RLConfig()
     out = Path(out)
     check_output_folder(out, "the run")  # before the first environment step, not after hours of them
+    checkpoint = find_checkpoint(out) if config.resume else None
+    if config.resume and checkpoint is None:
+        raise ConfigError(f"--resume: {out} has no checkpoint to continue from (OUT/checkpoint/state.json)")
     torch.set_num_threads(max(1, config.threads))
     spec = env_spec(task, config.success)
     discrete = spec.discrete()
@@ -153,6 +162,9 @@ def train_agent(task: str, reward: str, out: str | Path, config: RLConfig | None
     if progress:
         write(f"success of {task}: {spec.success_mode} ({spec.success_why})")
     model = None if reward == "env" else RewardModel.load(reward)
+    if model is None and (config.refine or config.reward_mode == "progress+discriminator"):
+        raise ConfigError(f"--{'refine' if config.refine else 'reward-mode progress+discriminator'} needs a learned "
+                          f"reward: give a model folder as --reward, not 'env'")
     render, said = resolve_render(config.camera, config.render_size, config.flip,
                                   model.config.get("render") if model is not None else None,
                                   spec.make_scene is not None)
@@ -161,14 +173,15 @@ def train_agent(task: str, reward: str, out: str | Path, config: RLConfig | None
         write(said)
     refiner = None
     if config.refine:
-        if model is None:
-            raise ConfigError("--refine refines a learned reward: give a model folder as --reward, not 'env'")
         if config.refine_every < 1 or config.refine_steps < 1:
             raise ConfigError("--refine-every and --refine-steps must be at least 1")
         check_refinable(model)
+        if checkpoint is not None and (checkpoint / "reward_model").exists():  # the refined weights so far
+            model.head.load_state_dict(RewardModel.load(checkpoint / "reward_model").head.state_dict())
         refiner = RewardRefiner(model, refinement_videos(model, config.refine_videos or None),
                                 AgentFrameBuffer(config.refine_buffer), lr=config.refine_lr, seed=config.seed)
-    env = make_env(spec, model, config, frames=refiner.buffer if refiner is not None else None)
+    disc = make_discriminator(model, config) if config.reward_mode == "progress+discriminator" else None
+    env = make_train_env(spec, model, config, refiner, disc)
     eval_env = make_env(spec, model, config)
     view = check_view(model, eval_env, render, config.seed, progress)
     writer = None
@@ -183,12 +196,24 @@ def train_agent(task: str, reward: str, out: str | Path, config: RLConfig | None
     agent = build_agent(algo, env, config, tensorboard_log=str(out / "tb") if writer is not None else None)
     rows: list[EvalRow] = []
     csv_path = out / "eval.csv"
-    t0 = time.perf_counter()
-    with csv_path.open("w", newline="") as f:
-        csv.writer(f).writerow(EVAL_FIELDS)
-    if refiner is not None:
-        with (out / "refine.csv").open("w", newline="") as f:
-            csv.writer(f).writerow(REFINE_FIELDS)
+    wall0 = 0.0
+    if checkpoint is not None:
+        state = load_checkpoint(checkpoint, agent, disc)
+        if (state.get("task"), state.get("reward")) != (task, str(reward)):
+            raise ConfigError(f"--resume: {out} is a run of {state.get('task')} with reward {state.get('reward')}, "
+                              f"not {task} with {reward}")
+        rows = [EvalRow(**row) for row in state["rows"]]
+        wall0 = state.get("wall_s", 0.0)
+        if progress:
+            write(f"resuming from step {agent.num_timesteps} ({checkpoint}): {agent.replay_buffer.size()} "
+                  f"transitions in the replay buffer, {len(rows)} evaluations so far")
+    t0 = time.perf_counter() - wall0
+    with csv_path.open("w", newline="") as f:  # on --resume: the evaluations up to the checkpoint
+        csv.writer(f).writerows([EVAL_FIELDS, *([getattr(r, k) for k in EVAL_FIELDS] for r in rows)])
+    for name, fields, on in (("refine.csv", REFINE_FIELDS, refiner), ("discriminator.csv", DISC_FIELDS, disc)):
+        if on is not None and not (checkpoint is not None and (out / name).exists()):
+            with (out / name).open("w", newline="") as f:
+                csv.writer(f).writerow(fields)
 
     def run_eval(step: int) -> None:
         stats, _ = evaluate(agent, eval_env, config.eval_episodes, seed=10_000 + config.seed * 1000)
@@ -196,8 +221,7 @@ def train_agent(task: str, reward: str, out: str | Path, config: RLConfig | None
                       stats["learned_return"] if model is not None else None, stats["episode_length"],
                       round(time.perf_counter() - t0, 1))
         rows.append(row)
-        with csv_path.open("a", newline="") as f:
-            csv.writer(f).writerow([getattr(row, k) for k in EVAL_FIELDS])
+        append_csv(csv_path, [getattr(row, k) for k in EVAL_FIELDS])
         if writer is not None:
             for key in ("success_rate", "env_return", "learned_return", "episode_length"):
                 if getattr(row, key) is not None:
@@ -208,45 +232,59 @@ def train_agent(task: str, reward: str, out: str | Path, config: RLConfig | None
             rate = "unknown (the env gives no success signal)" if np.isnan(row.success_rate) else \
                 f"{row.success_rate:.0%}"
             write(f"step {step}: success {rate}, env return {row.env_return:.1f}{learned}, "
-                       f"length {row.episode_length:.0f} ({row.wall_s:.0f} s)")  # above the progress bar
+                  f"length {row.episode_length:.0f} ({row.wall_s:.0f} s)")  # above the progress bar
 
     def run_refine(step: int) -> None:
         stats = refiner.refine(config.refine_steps)
         if stats is None:  # no agent episode of 2+ frames yet
             return
-        learned = learned_reward_of(env)
-        if learned is not None:  # the running episode's cached features came from the old weights
-            learned.refresh()
-        with (out / "refine.csv").open("a", newline="") as f:
-            csv.writer(f).writerow([step, *(v if isinstance(v := stats[k], int) else round(float(v), 6)
-                                            for k in REFINE_FIELDS[1:])])
+        env.venv.refresh()  # the running episodes' cached features came from the old weights
+        append_csv(out / "refine.csv", [step, *(v if isinstance(v := stats[k], int) else round(float(v), 6)
+                                                for k in REFINE_FIELDS[1:])])
         if writer is not None:
             for key in ("loss", "expert_mae", "agent_mu", "pushback"):
                 writer.add_scalar(f"refine/{key}", stats[key], step)
         if progress:
             write(f"step {step}: refined the reward ({config.refine_steps} steps, {stats['agent_frames']} "
-                       f"agent frames): agent mu {stats['agent_mu_before']:.3f} -> {stats['agent_mu']:.3f}, demo "
-                       f"|mu - t| {stats['expert_mae']:.3f} ({stats['seconds']:.1f} s)")
+                  f"agent frames): agent mu {stats['agent_mu_before']:.3f} -> {stats['agent_mu']:.3f}, demo "
+                  f"|mu - t| {stats['expert_mae']:.3f} ({stats['seconds']:.1f} s)")
 
-    class EvalCallback(BaseCallback):
+    def run_disc(step: int) -> None:
+        stats = disc.update(config.disc_steps)
+        if stats is None:
+            return
+        append_csv(out / "discriminator.csv", [step, *(round(float(stats[k]), 6) for k in DISC_FIELDS[1:])])
+        if writer is not None:
+            for key in ("loss", "d_demo", "d_agent", "accuracy"):
+                writer.add_scalar(f"discriminator/{key}", stats[key], step)
+
+    def run_checkpoint() -> None:
+        save_checkpoint(out, agent, [asdict(r) for r in rows],
+                        {"task": task, "reward": str(reward), "wall_s": round(time.perf_counter() - t0, 1)},
+                        discriminator=disc, reward_model=model if refiner is not None else None)
+
+    class Every(BaseCallback):
+        """Every vector step: evaluation, refinement, discriminator training and checkpoints when their step
+        counts come round; False (SB3 stops) after the first Ctrl-C or SIGTERM."""
+
         def _on_step(self) -> bool:
-            if self.num_timesteps % config.eval_every == 0:
-                run_eval(self.num_timesteps)
-            return True
-
-    class RefineCallback(BaseCallback):
-        """Every `refine_every` env steps: push back the agent's frames (rl/refine.py)."""
-
-        def _on_step(self) -> bool:
-            if self.num_timesteps % config.refine_every == 0:
-                run_refine(self.num_timesteps)
-            return True
+            step, n = self.num_timesteps, env.num_envs
+            if refiner is not None and crossed(step, n, config.refine_every):
+                run_refine(step)
+            if disc is not None and crossed(step, n, config.disc_every):
+                run_disc(step)
+            if crossed(step, n, config.eval_every):
+                run_eval(step)
+            if crossed(step, n, config.checkpoint_every):
+                run_checkpoint()
+            return not stop.requested
 
     class ProgressBar(BaseCallback):
         """A bar over environment steps on a terminal, its end line in a log file (`--quiet` turns it off)."""
 
         def _on_training_start(self) -> None:
-            self.bar = progress_bar(total=config.steps, desc=f"rl {algo} on {task}", unit="step")
+            self.bar = progress_bar(total=config.steps, desc=f"rl {algo} on {task}", unit="step",
+                                    initial=min(self.num_timesteps, config.steps))
 
         def _on_step(self) -> bool:
             self.bar.update(min(self.num_timesteps, config.steps) - self.bar.n)  # SB3 may overshoot by a few
@@ -258,26 +296,22 @@ def train_agent(task: str, reward: str, out: str | Path, config: RLConfig | None
         def _on_training_end(self) -> None:
             self.bar.close()
 
-    class StopOnSignal(BaseCallback):
-        """The first Ctrl-C or SIGTERM ends training after the current step (SB3 stops when a callback says
-        False); the policy, log and plot are written as at the end of a run. A second one interrupts at once."""
-
-        def _on_step(self) -> bool:
-            return not stop.requested
-
-    callbacks = ([RefineCallback()] if refiner is not None else []) + [EvalCallback(), StopOnSignal()]
-    callbacks += [ProgressBar()] if progress else []  # after EvalCallback: the bar shows the evaluation it ran
+    callbacks = [Every()] + ([ProgressBar()] if progress else [])  # the bar shows the evaluation Every ran
     interrupted = False
     with StopRequest() as stop:
         try:
-            agent.learn(total_timesteps=config.steps, callback=CallbackList(callbacks), tb_log_name=algo.upper())
+            agent.learn(total_timesteps=max(config.steps - agent.num_timesteps, 0), callback=CallbackList(callbacks),
+                        tb_log_name=algo.upper(), reset_num_timesteps=checkpoint is None)
         except KeyboardInterrupt:  # a second signal: keep what was learned all the same
             interrupted = True
         interrupted = interrupted or stop.requested
         if interrupted:
-            write(f"stopping at step {agent.num_timesteps} ({stop.signal_name or 'interrupted'}): the policy is "
-                  f"written first, then the last evaluation and the plots (another signal ends it at once)")
+            write(f"stopping at step {agent.num_timesteps} ({stop.signal_name or 'interrupted'}): the checkpoint and "
+                  f"policy are written first (continue with --resume), then the last evaluation and the plots "
+                  f"(another signal ends it at once)")
+            run_checkpoint()
     save_agent(agent, out, task, reward, algo, config, interrupted, spec, render, view)  # first: nothing after can lose it
+    env.close()
     if refiner is not None:
         refined = {**model.config, "refinement": {**refiner.summary(), "from": str(reward), "task": task,
                                                   "algo": algo, "timesteps": int(agent.num_timesteps)}}
@@ -290,35 +324,3 @@ def train_agent(task: str, reward: str, out: str | Path, config: RLConfig | None
     plot_learning_curves([out], out / "learning_curve.png")
     write_episode_video(frames, out / "eval_episode.mp4")
     return rows
-
-
-def check_view(model, env: gym.Env, render: RenderOptions, seed: int, progress: bool) -> dict | None:
-    """Compare a few rendered frames with the model's demonstrations (rl/view_check.py); warn on a mismatch.
-    None when there is no model, or its training videos are not here to compare with (said in the log)."""
-    if model is None:
-        return None
-    recorded = (model.config.get("training") or {}).get("videos") or []
-    if sum(Path(v).exists() for v in recorded) < 2:
-        if progress:
-            write("(view check skipped: the model's training videos are not on this machine to compare with)")
-        return None
-    check = check_env_view(model, env, refinement_videos(model), seed=seed)
-    if check.mismatch:
-        write(mismatch_warning(check, render.camera, render.size, render.flip), file=sys.stderr)
-    return {"ratio": round(check.ratio, 3), "distance": round(check.distance, 4), "spread": round(check.spread, 4),
-            "mismatch": check.mismatch}
-
-
-def save_agent(agent, out: Path, task: str, reward: str, algo: str, config: RLConfig, interrupted: bool,
-               spec: EnvSpec, render: RenderOptions, view: dict | None = None) -> None:
-    """Policy weights as safetensors + everything needed to rebuild it as JSON (never a pickle)."""
-    state = {k: v.detach().cpu().contiguous() for k, v in agent.policy.state_dict().items()}
-    save_tensors(out / "policy.safetensors", state)
-    write_json(out / "config.json", {
-        "kind": "agent", "task": task, "reward": reward, "algo": algo, "config": asdict(config),
-        "success": {"mode": spec.success_mode, "why": spec.success_why},
-        "render": {"camera": render.camera, "size": list(render.size) if render.size else None, "flip": render.flip,
-                   "view_check": view},
-        "timesteps": int(agent.num_timesteps), "interrupted": interrupted,
-        "observation_space": repr(agent.observation_space), "action_space": repr(agent.action_space),
-    })

@@ -15,9 +15,11 @@ class RLConfig:
                       choices=("auto", "dqn", "sac"))
     steps: int = _help(100_000, "environment steps of training")
     reward_mode: str = _help("progress", "learned reward per step: 'progress' (mu - 1: at most 0, so reaching "
-                             "the goal and ending the episode early pays), 'uncertainty' (mu - k*sigma - 1), or "
-                             "'shaping' (mu_t - mu_{t-1}, potential-based)",
-                             choices=("progress", "uncertainty", "shaping"))
+                             "the goal and ending the episode early pays), 'uncertainty' (mu - k*sigma - 1), "
+                             "'shaping' (mu_t - mu_{t-1}, potential-based), or 'progress+discriminator' (mu - 1 + "
+                             "disc_weight * log D: Rank2Reward's expert-vs-agent classifier on the model's frame "
+                             "features, trained online, so states no demonstration showed cost; rl/discriminator.py)",
+                             choices=("progress", "uncertainty", "shaping", "progress+discriminator"))
     k: float = _help(1.0, "weight of sigma in the 'uncertainty' reward")
     camera: str = _help("", "render from this camera of the scene, as the demonstrations were filmed (Meta-World: "
                         "corner, corner2, corner3, topview, behindGripper, ...); default: as the model's training "
@@ -34,6 +36,13 @@ class RLConfig:
                          "Meta-World, the built-in choice for known gymnasium ids, else the id's reward threshold, "
                          "else info (logged as unknown when the env never says). The choice is in the run's "
                          "config.json")
+    envs: int = _help(1, "environments stepped together, each in its own process when more than 1 (they render in "
+                      "parallel); the learned reward scores the frames of all of them in one call per step")
+    checkpoint_every: int = _help(10_000, "write OUT/checkpoint (agent, optimizers, replay buffer, discriminator, "
+                                  "refined reward model, RNG states) every this many steps; 0: only when stopped "
+                                  "by Ctrl-C / SIGTERM")
+    resume: bool = _help(False, "continue the run in OUT from its last checkpoint (after a crash, kill -9 or Ctrl-C); "
+                         "give the interrupted run's options again")
     eval_every: int = _help(5000, "evaluate every this many training steps")
     eval_episodes: int = _help(10, "deterministic evaluation episodes per evaluation")
     seed: int = _help(0, "seed of the agent, the environments and the evaluation episodes")
@@ -69,3 +78,9 @@ class RLConfig:
     refine_videos: str = _help("", "--refine: demonstration videos (folder or file) that keep the expert "
                                "ordering; default: the model's own training videos (config.json "
                                "training.videos, paths as given to `v2r train`)")
+    # Rank2Reward's discriminator (--reward-mode progress+discriminator; rl/discriminator.py)
+    disc_weight: float = _help(0.1, "lambda: weight of log D in the reward")
+    disc_every: int = _help(1000, "train the discriminator every this many environment steps ...")
+    disc_steps: int = _help(50, "... for this many AdamW steps on batches of demonstration vs agent frame features")
+    disc_videos: str = _help("", "demonstration videos (folder or file) the discriminator calls expert; default: the "
+                             "model's own training videos")

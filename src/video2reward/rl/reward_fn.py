@@ -62,7 +62,7 @@ def _check_mode(reward: str) -> None:
         raise ConfigError(f"reward={reward!r}: choose one of {', '.join(REWARDS)}")
 
 
-def _combine(reward: str, k: float, scale: float, offset: float, mu: np.ndarray, sigma: np.ndarray,
+def combine(reward: str, k: float, scale: float, offset: float, mu: np.ndarray, sigma: np.ndarray,
              previous_mu: np.ndarray) -> np.ndarray:
     """The reward modes of LearnedReward (rl/wrapper.py): mu, mu - k * sigma, or mu - previous mu; scaled."""
     if reward == "progress":
@@ -162,7 +162,7 @@ class LearnedRewardFn:
         if len(next_obs) == 0:
             return np.zeros(0, np.float32)
         self.last = self.scorer.step(model_frames(next_obs, size, fit, "next_obs"))
-        rewards = _combine(self.reward_mode, self.k, self.scale, self.offset, self.last.mu, self.last.sigma,
+        rewards = combine(self.reward_mode, self.k, self.scale, self.offset, self.last.mu, self.last.sigma,
                            self._previous_mu)
         self._previous_mu = self.last.mu.astype(np.float32)
         self._last_next, self._last_done = next_obs.copy(), dones
@@ -230,7 +230,7 @@ def _episode_frames(episode: Any, index: int) -> Any:
 
 def _per_frame(mode: str, k: float, scale: float, offset: float, r: Rewards) -> np.ndarray:
     previous = np.concatenate([r.mu[:1], r.mu[:-1]])  # shaping: frame 0 is relative to itself
-    return _combine(mode, k, scale, offset, r.mu, r.sigma, previous)
+    return combine(mode, k, scale, offset, r.mu, r.sigma, previous)
 
 
 def relabel_episodes(model: RewardModel | str | os.PathLike, episodes: Iterable[Any], batch_size: int = SCORE_BATCH,

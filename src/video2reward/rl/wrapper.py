@@ -20,7 +20,8 @@ area filter as decoding does. Only the H.264 compression itself is left out (tes
 the difference). preprocess="array" resizes the raw render with Pillow instead, exactly as `model.score(array)`
 does (without the yuv420p colour rounding of the training videos).
 
-Vectorised envs: each env is scored on its own, one frame per step (no batching across envs).
+Vectorised envs: rl/vec.py's VecLearnedReward renders in each env's own process and scores the N frames of a
+vector step in one batched call, with the same rewards as this wrapper on each env.
 """
 
 from __future__ import annotations
@@ -77,6 +78,25 @@ class VideoFrames:
         return to_square(rgb.to_ndarray(), self.size)
 
 
+class ModelFrames:
+    """Callable: a rendered (H, W, 3) uint8 frame -> the (S, S, 3) frame the model scores: as a decoded training
+    video's frame (preprocess="video", see VideoFrames) or fitted with Pillow as `model.score(array)` fits
+    arrays (preprocess="array")."""
+
+    def __init__(self, size: int, fit: str = "pad", preprocess: str = "video", short_side: int | None = DEMO_SHORT_SIDE):
+        if preprocess not in PREPROCESS:
+            raise ConfigError(f"preprocess={preprocess!r}: choose one of {', '.join(PREPROCESS)}")
+        self.size, self.fit, self.preprocess = size, fit, preprocess
+        self._video = VideoFrames(size, fit, short_side)
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray:
+        if self.preprocess == "array":
+            frame = fit_square(np.ascontiguousarray(frame[..., :3]), self.size, self.fit)
+        else:
+            frame = self._video(frame)
+        return np.require(frame, np.uint8, ["C", "W"])  # Pillow's arrays are read-only; torch wants writable
+
+
 def video_frame(frame: np.ndarray, size: int, fit: str = "pad", short_side: int | None = DEMO_SHORT_SIDE) -> np.ndarray:
     """One render as a decoded demo-video frame (see VideoFrames, which is faster for many frames)."""
     return VideoFrames(size, fit, short_side)(frame)
@@ -125,6 +145,8 @@ class LearnedReward(gym.Wrapper, gym.utils.RecordConstructorArgs):
         used, else False.
     goal: goal features (see RewardModel.goal_from_image); None uses the model's stored goal.
     preprocess, short_side: how renders become model frames (see the module docstring and video_frame).
+    discriminator: an rl.discriminator.DiscriminatorReward: its weight * log D(z) of each frame's features is
+        added to the reward (info["log_d"]), and the features are kept as the agent's for its training.
 
     info gains env_reward (the env's own reward), mu, sigma, success_prob (None without a detector) and
     is_success. reward_seconds totals the time spent rendering, resizing and scoring (reward_calls
@@ -135,12 +157,12 @@ class LearnedReward(gym.Wrapper, gym.utils.RecordConstructorArgs):
         self, env: gym.Env, model: RewardModel | str | os.PathLike, reward: str = "progress", k: float = 1.0,
         success_bonus: float = 0.0, success_threshold: float | None = None, scale: float = 1.0,
         offset: float = 0.0, observe: str = "state", success_fn: SuccessFn | str | None = None, goal: torch.Tensor | None = None,
-        preprocess: str = "video", short_side: int | None = DEMO_SHORT_SIDE,
+        preprocess: str = "video", short_side: int | None = DEMO_SHORT_SIDE, discriminator=None,
     ):
         gym.utils.RecordConstructorArgs.__init__(  # so env.spec.make() can rebuild the wrapped env
             self, model=model, reward=reward, k=k, success_bonus=success_bonus, success_threshold=success_threshold,
             scale=scale, offset=offset, observe=observe, success_fn=success_fn, goal=goal, preprocess=preprocess,
-            short_side=short_side)
+            short_side=short_side, discriminator=discriminator)
         gym.Wrapper.__init__(self, env)
         if not isinstance(model, RewardModel):
             model = RewardModel.load(model)
@@ -167,9 +189,10 @@ class LearnedReward(gym.Wrapper, gym.utils.RecordConstructorArgs):
                 f"success_threshold=X to give the bonus when mu >= X"
             )
         self.success_fn, self.hold_steps = _success_fn(success_fn)
+        self.discriminator = discriminator
         self.scorer = model.scorer(goal, keep_frames=True)  # one stream: this env's episode
         size = model.image_size
-        self._video_frames = VideoFrames(size, model.frame_fit, short_side)
+        self._model_frames = ModelFrames(size, model.frame_fit, preprocess, short_side)
         if observe == "pixels":
             self.observation_space = gym.spaces.Box(0, 255, (size, size, 3), np.uint8)
         self.reward_seconds = 0.0
@@ -185,11 +208,7 @@ class LearnedReward(gym.Wrapper, gym.utils.RecordConstructorArgs):
 
     def model_frame(self, frame: np.ndarray) -> np.ndarray:
         """A rendered (H, W, 3) uint8 frame -> the (S, S, 3) frame the model scores."""
-        if self.preprocess == "array":
-            frame = fit_square(np.ascontiguousarray(frame[..., :3]), self.model.image_size, self.model.frame_fit)
-        else:
-            frame = self._video_frames(frame)
-        return np.require(frame, np.uint8, ["C", "W"])  # Pillow's arrays are read-only; torch wants writable
+        return self._model_frames(frame)
 
     def _learned(self, obs: Any) -> tuple[float, float, float | None]:
         """Render, resize and score the current frame: (mu, sigma, success probability or None)."""
@@ -233,6 +252,10 @@ class LearnedReward(gym.Wrapper, gym.utils.RecordConstructorArgs):
             reward += self.success_bonus
         info = dict(info, env_reward=float(env_reward), mu=mu, sigma=sigma, success_prob=prob,
                     is_success=self._is_success(info))
+        if self.discriminator is not None:
+            info["log_d"] = float(self.discriminator.log_d(self.scorer.features)[0])
+            reward += self.discriminator.config.weight * info["log_d"]
+            self.discriminator.add(self.scorer.features)
         return self._observation(obs), float(reward), terminated, truncated, info
 
     def _observation(self, obs: Any) -> Any:
