@@ -8,6 +8,8 @@ import csv
 import json
 from pathlib import Path
 
+import gymnasium as gym
+import numpy as np
 import pytest
 import torch
 
@@ -15,6 +17,7 @@ from tests.helpers.tiny_model import tiny_model
 from video2reward.cli import main
 from video2reward.core.files import load_tensors
 from video2reward.rl.envs import TaskInfo, env_spec
+from video2reward.video.io import write_video
 
 FAST = ["--steps", "300", "--eval-every", "150", "--eval-episodes", "1", "--dqn-learning-starts", "50",
         "--sac-learning-starts", "50", "--quiet"]
@@ -126,3 +129,35 @@ def test_without_tensorboard_one_line_says_how_to_get_it(tmp_path: Path, capsys,
                  "--eval-every", "100", "--eval-episodes", "1", "--dqn-learning-starts", "50", "--quiet"]) == 0
     assert capsys.readouterr().out.count("pip install tensorboard") == 1
     assert not (tmp_path / "e" / "tb").exists()
+
+
+@pytest.mark.slow
+def test_two_envs_the_discriminator_and_seeds_into_one_run_folder(model_dir: Path, tmp_path: Path, capsys) -> None:
+    env = gym.make("Pendulum-v1", render_mode="rgb_array")
+    env.reset(seed=0)
+    frames = [env.render()] + [(env.step(np.array([1.0], np.float32)), env.render())[1] for _ in range(30)]
+    write_video(tmp_path / "demos" / "d.mp4", frames, fps=30)
+    out = tmp_path / "runs"
+    assert main(["rl", "pendulum", "--reward", str(model_dir), "--out", str(out), *FAST, "--envs", "2",
+                 "--reward-mode", "progress+discriminator", "--disc-every", "100", "--disc-steps", "5",
+                 "--disc-videos", str(tmp_path / "demos"), "--seeds", "0", "1"]) == 0
+    for seed in (0, 1):
+        run_dir = out / f"seed{seed}"
+        assert [int(r["step"]) for r in csv.DictReader((run_dir / "eval.csv").open())] == [150, 300]
+        disc = list(csv.DictReader((run_dir / "discriminator.csv").open()))
+        assert [int(r["step"]) for r in disc] == [100, 200, 300] and int(disc[-1]["agent_frames"]) == 300
+        config = json.loads((run_dir / "config.json").read_text())
+        assert config["config"]["seed"] == seed and config["config"]["envs"] == 2
+        assert (run_dir / "checkpoint" / "extra.safetensors").exists()  # the discriminator is checkpointed
+    capsys.readouterr()
+    assert main(["rl-report", str(out), "--plot", str(tmp_path / "r.png")]) == 0
+    assert "| pendulum sac learned (m) + discriminator | 2 |" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_the_sparse_success_only_reward(tmp_path: Path, capsys) -> None:
+    result = run("mountaincar", "sparse", tmp_path / "sparse")
+    assert result["config"]["reward"] == "sparse"
+    capsys.readouterr()
+    assert main(["rl-report", str(tmp_path / "sparse"), "--plot", str(tmp_path / "r.png")]) == 0
+    assert "mountaincar dqn sparse success" in capsys.readouterr().out

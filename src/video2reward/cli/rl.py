@@ -17,8 +17,8 @@ def add_parsers(add: AddCommand) -> None:
     p = add("rl", "train an agent (SB3 DQN or SAC) on TASK with the learned reward of a model (or the env's own "
             "reward, for comparison), evaluating true task success as it learns", cmd_rl)
     p.add_argument("task", help="a demo task (mountaincar, pendulum, ...), metaworld:<env>-v3, or a gymnasium id")
-    p.add_argument("--reward", required=True, help="reward model folder from `v2r train`, or 'env' for the "
-                   "environment's own reward")
+    p.add_argument("--reward", required=True, help="reward model folder from `v2r train`; or, for the comparison "
+                   "runs, 'env' (the environment's own reward) or 'sparse' (1 where the task is achieved, else 0)")
     p.add_argument("--out", required=True, help="run folder: eval.csv, policy.safetensors, learning_curve.png, "
                    "eval_episode.mp4, checkpoint/ (with --seeds: one such folder per seed, OUT/seed<N>)")
     p.add_argument("--seeds", type=int, nargs="+", metavar="SEED", help="run these seeds one after another, each "
@@ -29,6 +29,9 @@ def add_parsers(add: AddCommand) -> None:
             cmd_rl_report)
     p.add_argument("runs", nargs="+", metavar="RUN", help="run folders from `v2r rl`")
     p.add_argument("--plot", default="rl_report.png", help="learning-curve PNG to write (default: rl_report.png)")
+    p.add_argument("--write", metavar="PAGE", help="also write the table, the plot and this command into a markdown "
+                   "page (e.g. docs/results/rl.md; the PNG goes beside it)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap confidence intervals (default: 0)")
 
 
 def cmd_rl(args: argparse.Namespace) -> None:
@@ -56,8 +59,15 @@ def cmd_rl(args: argparse.Namespace) -> None:
 
 def cmd_rl_report(args: argparse.Namespace) -> None:
     # here, not at the top: keeps `v2r --help` fast
-    from video2reward.rl.report import plot_learning_curves, report_table
+    from video2reward.rl.report import (
+        plot_learning_curves,
+        report_table,
+        write_report_page,
+    )
 
-    print(report_table(args.runs))
+    table = report_table(args.runs, seed=args.seed)
+    print(table)
     plot_learning_curves(args.runs, args.plot)
     print(f"wrote {args.plot}")
+    if args.write:
+        print(f"wrote {write_report_page(args.write, table, args.runs, args.plot)}")

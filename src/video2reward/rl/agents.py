@@ -1,5 +1,6 @@
 """`v2r rl`: train a stable-baselines3 agent (DQN for discrete actions, SAC for continuous) on a task whose
-reward is the learned video reward (or the env's own, for the comparison run), and measure what matters:
+reward is the learned video reward (or, for the comparison runs, the env's own reward or the sparse success-only
+reward: `--reward env` / `--reward sparse`), and measure what matters:
 true task success.
 
     N x [env -> TaskInfo (env reward + true success into info) -> FrameInInfo (the model's frame)]
@@ -45,7 +46,7 @@ from video2reward.inference.model import RewardModel
 from video2reward.rl.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
 from video2reward.rl.config import RLConfig
 from video2reward.rl.discriminator import DiscriminatorConfig, DiscriminatorReward
-from video2reward.rl.envs import EnvSpec, TaskInfo, env_spec, with_render
+from video2reward.rl.envs import EnvSpec, SuccessReward, TaskInfo, env_spec, with_render
 from video2reward.rl.evaluation import (
     EVAL_FIELDS,
     EvalRow,
@@ -76,19 +77,24 @@ def reward_options(config: RLConfig) -> dict:
     return {"reward": mode, "k": config.k, "offset": -1.0 if mode != "shaping" else 0.0}
 
 
-def make_env(spec: EnvSpec, reward_model, config: RLConfig) -> gym.Env:
+def make_env(spec: EnvSpec, reward_model, config: RLConfig, sparse: bool = False) -> gym.Env:
     """The evaluation env: true success and env reward in info, the learned reward (without the
     discriminator's term: evaluation episodes must not train it) as reward."""
     env = TaskInfo(spec.make("rgb_array"), spec)  # frames are rendered only when asked for
+    if sparse:  # --reward sparse: 1 where the task is achieved, else 0
+        env = SuccessReward(env)
     if reward_model is not None:
         env = LearnedReward(env, reward_model, **reward_options(config))
     return Monitor(env)
 
 
-def make_train_env(spec: EnvSpec, model, config: RLConfig, refiner=None, discriminator=None):
+def make_train_env(spec: EnvSpec, model, config: RLConfig, refiner=None, discriminator=None, sparse: bool = False):
     """The training envs: `config.envs` of them, rewarded together by VecLearnedReward (rl/vec.py)."""
-    venv = make_vec_env(lambda: TaskInfo(spec.make("rgb_array" if model is not None else None), spec),
-                        config.envs, model)
+    def one() -> gym.Env:
+        env = TaskInfo(spec.make("rgb_array" if model is not None else None), spec)
+        return SuccessReward(env) if sparse else env
+
+    venv = make_vec_env(one, config.envs, model)
     if model is None:
         return VecMonitor(venv)
     on_frames = None
@@ -161,7 +167,7 @@ def train_agent(task: str, reward: str, out: str | Path, config: RLConfig | None
                           f"{'discrete (use dqn)' if discrete else 'continuous (use sac)'}")
     if progress:
         write(f"success of {task}: {spec.success_mode} ({spec.success_why})")
-    model = None if reward == "env" else RewardModel.load(reward)
+    model = None if reward in ("env", "sparse") else RewardModel.load(reward)
     if model is None and (config.refine or config.reward_mode == "progress+discriminator"):
         raise ConfigError(f"--{'refine' if config.refine else 'reward-mode progress+discriminator'} needs a learned "
                           f"reward: give a model folder as --reward, not 'env'")
@@ -181,8 +187,8 @@ def train_agent(task: str, reward: str, out: str | Path, config: RLConfig | None
         refiner = RewardRefiner(model, refinement_videos(model, config.refine_videos or None),
                                 AgentFrameBuffer(config.refine_buffer), lr=config.refine_lr, seed=config.seed)
     disc = make_discriminator(model, config) if config.reward_mode == "progress+discriminator" else None
-    env = make_train_env(spec, model, config, refiner, disc)
-    eval_env = make_env(spec, model, config)
+    env = make_train_env(spec, model, config, refiner, disc, sparse=reward == "sparse")
+    eval_env = make_env(spec, model, config, sparse=reward == "sparse")
     view = check_view(model, eval_env, render, config.seed, progress)
     writer = None
     if tensorboard_available():
@@ -253,7 +259,8 @@ def train_agent(task: str, reward: str, out: str | Path, config: RLConfig | None
         stats = disc.update(config.disc_steps)
         if stats is None:
             return
-        append_csv(out / "discriminator.csv", [step, *(round(float(stats[k]), 6) for k in DISC_FIELDS[1:])])
+        append_csv(out / "discriminator.csv", [step, *(v if isinstance(v := stats[k], int) else round(float(v), 6)
+                                                       for k in DISC_FIELDS[1:])])
         if writer is not None:
             for key in ("loss", "d_demo", "d_agent", "accuracy"):
                 writer.add_scalar(f"discriminator/{key}", stats[key], step)
@@ -267,6 +274,8 @@ def train_agent(task: str, reward: str, out: str | Path, config: RLConfig | None
         """Every vector step: evaluation, refinement, discriminator training and checkpoints when their step
         counts come round; False (SB3 stops) after the first Ctrl-C or SIGTERM."""
 
+        checkpoint_due = False
+
         def _on_step(self) -> bool:
             step, n = self.num_timesteps, env.num_envs
             if refiner is not None and crossed(step, n, config.refine_every):
@@ -275,9 +284,13 @@ def train_agent(task: str, reward: str, out: str | Path, config: RLConfig | None
                 run_disc(step)
             if crossed(step, n, config.eval_every):
                 run_eval(step)
-            if crossed(step, n, config.checkpoint_every):
-                run_checkpoint()
+            self.checkpoint_due = self.checkpoint_due or crossed(step, n, config.checkpoint_every)
             return not stop.requested
+
+        def _on_rollout_end(self) -> None:  # after SB3 stored the step's transitions: buffer and count agree
+            if self.checkpoint_due:
+                run_checkpoint()
+                self.checkpoint_due = False
 
     class ProgressBar(BaseCallback):
         """A bar over environment steps on a terminal, its end line in a log file (`--quiet` turns it off)."""
@@ -309,7 +322,7 @@ def train_agent(task: str, reward: str, out: str | Path, config: RLConfig | None
             write(f"stopping at step {agent.num_timesteps} ({stop.signal_name or 'interrupted'}): the checkpoint and "
                   f"policy are written first (continue with --resume), then the last evaluation and the plots "
                   f"(another signal ends it at once)")
-            run_checkpoint()
+        run_checkpoint()  # also at the end: `--resume --steps MORE` trains a finished run further
     save_agent(agent, out, task, reward, algo, config, interrupted, spec, render, view)  # first: nothing after can lose it
     env.close()
     if refiner is not None:

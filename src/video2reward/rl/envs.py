@@ -190,3 +190,12 @@ class TaskInfo(gym.Wrapper):
             succeeded, self._run = env_reward_success(self.task_spec, info, self.env, self._run)
         info = {**info, "env_reward": float(reward), "is_success": succeeded}
         return obs, reward, terminated, truncated, info
+
+
+class SuccessReward(gym.Wrapper):
+    """The sparse success-only reward (`v2r rl --reward sparse`): 1 on every step where the task is achieved
+    (info["is_success"] from TaskInfo, inside this wrapper), else 0; the env's own reward stays in info."""
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        return obs, float(bool(info.get("is_success"))), terminated, truncated, info
