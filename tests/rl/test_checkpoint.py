@@ -42,7 +42,7 @@ def test_a_checkpoint_restores_the_agent_and_its_replay_buffer(tmp_path: Path, e
     # the optimizers' moments and the entropy coefficient came back too: one more update on the same batch
     # gives the same weights
     for a in (agent, fresh):
-        a.set_logger(configure(None, []))
+        a.set_logger(configure(str(tmp_path / "log"), []))
         np.random.seed(0)
         torch.manual_seed(0)
         a.train(gradient_steps=1, batch_size=32)

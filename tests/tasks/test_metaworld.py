@@ -25,7 +25,7 @@ from video2reward.tasks.policies import make_policy
 from video2reward.tasks.rollout import episode_seeds, make_episode, rollout
 from video2reward.video.io import read_frames
 
-NAMES = ("reach", "drawer-open", "button-press-topdown", "door-open")
+NAMES = ("reach", "drawer-open", "button-press-topdown", "door-open", "window-open", "plate-slide")
 
 
 def _table_rows(frame: np.ndarray) -> np.ndarray:
@@ -77,7 +77,7 @@ def test_expert_succeeds_within_the_cap_and_ends_soon_after(name):
         # SUCCESS_HOLD - 1 steps later).
         _, info = env.unwrapped.evaluate_state(env.unwrapped._last_stable_obs, np.zeros(4, np.float32))
         assert info["success"] == 1.0
-        assert episode.dense[-1] > episode.dense[0] + 5  # reward (0 to 10) climbs from start to success
+        assert episode.dense[-1] > episode.dense[0] + 4  # reward (0 to 10) climbs (window-open: to ~5 at success)
     finally:
         env.close()
 

@@ -4,6 +4,8 @@ table and learning curves of such runs."""
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
+from pathlib import Path
 
 from video2reward.cli.common import AddCommand
 
@@ -36,11 +38,8 @@ def add_parsers(add: AddCommand) -> None:
 
 def cmd_rl(args: argparse.Namespace) -> None:
     # here, not at the top: keeps `v2r --help` fast
-    from dataclasses import replace  # here too
-    from pathlib import Path  # here too
-
     from video2reward.core.options import config_from_args  # here too
-    from video2reward.rl.agents import train_agent
+    from video2reward.rl.agents import train_agent  # here too
     from video2reward.rl.config import RLConfig  # here too
 
     config = config_from_args(RLConfig, args)

@@ -1,5 +1,5 @@
-"""Meta-World v3 demo tasks: reach, drawer-open, button-press-topdown and door-open, with the scripted
-expert policies Meta-World ships (`metaworld.policies`).
+"""Meta-World v3 demo tasks: reach, drawer-open, button-press-topdown, door-open, window-open and plate-slide,
+with the scripted expert policies Meta-World ships (`metaworld.policies`).
 
 Every env comes from gymnasium's registered `Meta-World/MT1` id, set up and wrapped (`MetaWorldEnv`) so that it
 
@@ -45,6 +45,10 @@ _TASKS: dict[str, tuple[str, str, str]] = {
                              "gripper closed above the button, then how far the button is pressed down"),
     "door-open": ("door-open-v3", "SawyerDoorOpenV3Policy",
                   "gripper at the door handle, then how far the door is swung open"),
+    "window-open": ("window-open-v3", "SawyerWindowOpenV3Policy",
+                    "gripper at the window handle, then how far the window is slid open"),
+    "plate-slide": ("plate-slide-v3", "SawyerPlateSlideV3Policy",
+                    "gripper at the plate, then how close the plate is to the goal in the net"),
 }
 
 
