@@ -336,4 +336,5 @@ def train_agent(task: str, reward: str, out: str | Path, config: RLConfig | None
     _, frames = evaluate(agent, eval_env, 1, seed=20_000, record=True)
     plot_learning_curves([out], out / "learning_curve.png")
     write_episode_video(frames, out / "eval_episode.mp4")
+    eval_env.close()  # now, while the GL context can still be freed (at exit, MuJoCo's EGL would complain)
     return rows
