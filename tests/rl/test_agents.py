@@ -17,6 +17,7 @@ from tests.helpers.tiny_model import tiny_model
 from video2reward.cli import main
 from video2reward.core.files import load_tensors
 from video2reward.rl.envs import TaskInfo, env_spec
+from video2reward.rl.jax_agents import jax_available
 from video2reward.video.io import write_video
 
 FAST = ["--steps", "300", "--eval-every", "150", "--eval-episodes", "1", "--dqn-learning-starts", "50",
@@ -60,6 +61,12 @@ def test_dqn_on_the_learned_reward_and_on_the_env_reward(model_dir: Path, tmp_pa
 @pytest.mark.slow
 def test_sac_on_a_continuous_task(model_dir: Path, tmp_path: Path) -> None:
     result = run("pendulum", str(model_dir), tmp_path / "sac", "--reward-mode", "shaping")
+    assert result["config"]["algo"] == ("sbx-sac" if jax_available() else "sac")  # --algo auto
+    assert (tmp_path / "sac" / "policy.safetensors").stat().st_size > 0
+
+
+def test_sb3_sac_still_runs_when_asked_for(model_dir: Path, tmp_path: Path) -> None:
+    result = run("pendulum", "env", tmp_path / "sb3", "--algo", "sac")
     assert result["config"]["algo"] == "sac"
 
 

@@ -19,9 +19,11 @@ import torch
 from stable_baselines3.common.logger import configure
 from stable_baselines3.common.vec_env import DummyVecEnv
 
+from video2reward.errors import ConfigError
 from video2reward.rl.agents import build_agent
 from video2reward.rl.checkpoint import find_checkpoint, load_checkpoint, save_checkpoint
 from video2reward.rl.config import RLConfig
+from video2reward.rl.jax_agents import jax_tensors
 
 
 @pytest.mark.parametrize("env_id, algo", [("Pendulum-v1", "sac"), ("CartPole-v1", "dqn")])
@@ -48,6 +50,39 @@ def test_a_checkpoint_restores_the_agent_and_its_replay_buffer(tmp_path: Path, e
         a.train(gradient_steps=1, batch_size=32)
     for key, value in agent.policy.state_dict().items():
         torch.testing.assert_close(fresh.policy.state_dict()[key], value)
+
+
+@pytest.mark.parametrize("algo", ["sbx-sac", "sbx-crossq"])
+def test_a_checkpoint_restores_a_jax_agent_exactly(tmp_path: Path, algo: str) -> None:
+    pytest.importorskip("sbx")
+    config = RLConfig(sac_learning_starts=50, seed=0)
+    agent = build_agent(algo, DummyVecEnv([lambda: gym.make("Pendulum-v1")]), config)
+    agent.learn(120)
+    save_checkpoint(tmp_path, agent, [], {"task": "Pendulum-v1"})
+    fresh = build_agent(algo, DummyVecEnv([lambda: gym.make("Pendulum-v1")]), RLConfig(seed=1))
+    before = jax_tensors(fresh)
+    load_checkpoint(find_checkpoint(tmp_path), fresh)
+    saved, loaded = jax_tensors(agent), jax_tensors(fresh)
+    assert saved.keys() == loaded.keys() and any("target_params" in k or "batch_stats" in k for k in saved)
+    assert any(not torch.equal(before[k], saved[k]) for k in saved)  # the seeds differ: loading changed weights
+    for key, value in saved.items():
+        torch.testing.assert_close(loaded[key], value, msg=key)
+    np.testing.assert_array_equal(fresh.replay_buffer.observations, agent.replay_buffer.observations)
+    for a in (agent, fresh):  # optimizer moments and PRNG keys came back: one more update gives the same weights
+        a.set_logger(configure(str(tmp_path / "log"), []))
+        np.random.seed(0)
+        a.train(gradient_steps=1, batch_size=32)
+    for key, value in jax_tensors(agent).items():
+        torch.testing.assert_close(jax_tensors(fresh)[key], value, msg=key)
+
+
+def test_a_jax_checkpoint_of_other_shapes_is_refused_with_the_array_named(tmp_path: Path) -> None:
+    pytest.importorskip("sbx")
+    agent = build_agent("sbx-sac", DummyVecEnv([lambda: gym.make("Pendulum-v1")]), RLConfig())
+    save_checkpoint(tmp_path, agent, [], {})
+    other = build_agent("sbx-sac", DummyVecEnv([lambda: gym.make("MountainCarContinuous-v0")]), RLConfig())
+    with pytest.raises(ConfigError, match="Dense_0"):
+        load_checkpoint(find_checkpoint(tmp_path), other)
 
 
 def _eval_steps(out: Path) -> list[int]:

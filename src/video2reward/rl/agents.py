@@ -54,6 +54,13 @@ from video2reward.rl.evaluation import (
     evaluate,
     save_agent,
 )
+from video2reward.rl.jax_agents import ALGOS as JAX_ALGOS
+from video2reward.rl.jax_agents import (
+    INSTALL,
+    jax_algorithm,
+    jax_available,
+    limit_threads,
+)
 from video2reward.rl.refine import (
     AgentFrameBuffer,
     RewardRefiner,
@@ -127,6 +134,11 @@ def build_agent(algo: str, env, config: RLConfig, tensorboard_log: str | None = 
                    gradient_steps=config.dqn_gradient_steps, exploration_fraction=config.dqn_exploration_fraction,
                    exploration_final_eps=config.dqn_exploration_final, policy_kwargs={"net_arch": [256, 256]},
                    seed=config.seed, device="cpu", verbose=0, tensorboard_log=tensorboard_log)
+    if algo in JAX_ALGOS:  # same options; CrossQ keeps its own learning rate, critics and policy delay
+        lr = {} if algo == "sbx-crossq" else {"learning_rate": config.sac_lr}
+        return jax_algorithm(algo)("MlpPolicy", env, **lr, learning_starts=config.sac_learning_starts,
+                                   gamma=config.sac_gamma, gradient_steps=-1 if n > 1 else 1, seed=config.seed,
+                                   verbose=0, tensorboard_log=tensorboard_log)
     return SAC("MlpPolicy", env, learning_rate=config.sac_lr, learning_starts=config.sac_learning_starts,
                gamma=config.sac_gamma, gradient_steps=-1 if n > 1 else 1, seed=config.seed, device="cpu",
                verbose=0, tensorboard_log=tensorboard_log)
@@ -161,12 +173,18 @@ def train_agent(task: str, reward: str, out: str | Path, config: RLConfig | None
     torch.set_num_threads(max(1, config.threads))
     spec = env_spec(task, config.success)
     discrete = spec.discrete()
-    algo = config.algo if config.algo != "auto" else ("dqn" if discrete else "sac")
+    algo = config.algo if config.algo != "auto" else ("dqn" if discrete else "sbx-sac" if jax_available() else "sac")
     if (algo == "dqn") != discrete:
         raise ConfigError(f"--algo {algo} does not fit {task}: its actions are "
                           f"{'discrete (use dqn)' if discrete else 'continuous (use sac)'}")
+    if algo in JAX_ALGOS:
+        limit_threads(config.threads)
+        jax_algorithm(algo)  # not installed: say so now, before any rendering
     if progress:
         write(f"success of {task}: {spec.success_mode} ({spec.success_why})")
+        if config.algo == "auto" and algo == "sac":
+            write(f"agent: SB3 SAC (PyTorch); with sbx installed ({INSTALL}) --algo auto takes its JAX SAC, about "
+                  f"twice the env steps/s on a CPU (docs/results/rl.md)")
     model = None if reward in ("env", "sparse") else RewardModel.load(reward)
     if model is None and (config.refine or config.reward_mode == "progress+discriminator"):
         raise ConfigError(f"--{'refine' if config.refine else 'reward-mode progress+discriminator'} needs a learned "
@@ -314,7 +332,7 @@ def train_agent(task: str, reward: str, out: str | Path, config: RLConfig | None
     with StopRequest() as stop:
         try:
             agent.learn(total_timesteps=max(config.steps - agent.num_timesteps, 0), callback=CallbackList(callbacks),
-                        tb_log_name=algo.upper(), reset_num_timesteps=checkpoint is None)
+                        tb_log_name=algo.upper().replace('-', '_'), reset_num_timesteps=checkpoint is None)
         except KeyboardInterrupt:  # a second signal: keep what was learned all the same
             interrupted = True
         interrupted = interrupted or stop.requested

@@ -1,7 +1,8 @@
 """Checkpoints of a `v2r rl` run, so a run of hours survives a kill -9 (`--checkpoint-every`, `--resume`).
 
     OUT/checkpoint/agent.safetensors    the policy (SAC: actor, critics, target critics; DQN: Q and target nets),
-                                        every optimizer's state, SAC's log entropy coefficient
+                                        every optimizer's state, SAC's log entropy coefficient (sbx agents:
+                                        their flax TrainStates and PRNG keys, rl/jax_agents.py)
     OUT/checkpoint/buffer.safetensors   the replay buffer's filled rows (observations, actions, rewards, ...)
     OUT/checkpoint/extra.safetensors    the discriminator (D, its optimizer, the agent's features), if any
     OUT/checkpoint/reward_model/        the refined reward model, with --refine
@@ -28,6 +29,7 @@ import torch
 
 from video2reward.core.files import load_tensors, read_json, save_tensors, write_json
 from video2reward.errors import ConfigError
+from video2reward.rl.jax_agents import is_jax_agent, jax_tensors, load_jax_tensors
 
 FOLDER = "checkpoint"
 BUFFER_FIELDS = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
@@ -91,11 +93,14 @@ def save_checkpoint(out: Path, agent, rows: list[dict[str, Any]], extras: dict[s
     tmp, final, old = out / (FOLDER + ".tmp"), out / FOLDER, out / (FOLDER + ".old")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    tensors = {f"policy.{k}": v.detach().cpu().clone() for k, v in agent.policy.state_dict().items()}
-    groups = {}
-    for name, optimizer in _optimizers(agent).items():
-        part, groups[name] = optimizer_tensors(optimizer, f"optim.{name}")
-        tensors.update(part)
+    groups: dict[str, list] = {}
+    if is_jax_agent(agent):
+        tensors = {f"jax.{k}": v for k, v in jax_tensors(agent).items()}
+    else:
+        tensors = {f"policy.{k}": v.detach().cpu().clone() for k, v in agent.policy.state_dict().items()}
+        for name, optimizer in _optimizers(agent).items():
+            part, groups[name] = optimizer_tensors(optimizer, f"optim.{name}")
+            tensors.update(part)
     if getattr(agent, "log_ent_coef", None) is not None:
         tensors["log_ent_coef"] = agent.log_ent_coef.detach().cpu().clone()
     save_tensors(tmp / "agent.safetensors", tensors)
@@ -134,9 +139,13 @@ def load_checkpoint(folder: Path, agent, discriminator=None) -> dict[str, Any]:
     """Restore `agent` (made as the checkpointed run made it) and the discriminator; returns state.json."""
     state = read_json(folder / "state.json")
     tensors = load_tensors(folder / "agent.safetensors")
-    agent.policy.load_state_dict({k[7:]: v for k, v in tensors.items() if k.startswith("policy.")})
-    for name, optimizer in _optimizers(agent).items():
-        load_optimizer(optimizer, tensors, f"optim.{name}", state["optimizer_groups"][name])
+    if is_jax_agent(agent):
+        load_jax_tensors(agent, {k[4:]: v for k, v in tensors.items() if k.startswith("jax.")},
+                         source=str(folder / "agent.safetensors"))
+    else:
+        agent.policy.load_state_dict({k[7:]: v for k, v in tensors.items() if k.startswith("policy.")})
+        for name, optimizer in _optimizers(agent).items():
+            load_optimizer(optimizer, tensors, f"optim.{name}", state["optimizer_groups"][name])
     if "log_ent_coef" in tensors:
         with torch.no_grad():
             agent.log_ent_coef.copy_(tensors["log_ent_coef"])

@@ -11,8 +11,11 @@ from video2reward.core.options import option as _help
 class RLConfig:
     """How `v2r rl` trains and evaluates an agent."""
 
-    algo: str = _help("auto", "dqn (discrete actions), sac (continuous), or auto: by the action space",
-                      choices=("auto", "dqn", "sac"))
+    algo: str = _help("auto", "dqn (discrete actions), sac (continuous; SB3, PyTorch), sbx-sac / sbx-crossq (SB3's "
+                      "JAX port, pip install sbx-rl: the same SAC at about twice the updates/s on a CPU; CrossQ: "
+                      "no target nets, batch norm, wide critics), or auto: dqn for discrete actions; for continuous ones "
+                      "sbx-sac when sbx is installed, else sac",
+                      choices=("auto", "dqn", "sac", "sbx-sac", "sbx-crossq"))
     steps: int = _help(100_000, "environment steps of training")
     reward_mode: str = _help("progress", "learned reward per step: 'progress' (mu - 1: at most 0, so reaching "
                              "the goal and ending the episode early pays), 'uncertainty' (mu - k*sigma - 1), "

@@ -15,6 +15,7 @@ from video2reward.core.files import save_tensors, write_json
 from video2reward.core.progress import write
 from video2reward.rl.config import RLConfig
 from video2reward.rl.envs import EnvSpec
+from video2reward.rl.jax_agents import is_jax_agent, jax_tensors
 from video2reward.rl.refine import refinement_videos
 from video2reward.rl.render import RenderOptions
 from video2reward.rl.view_check import check_env_view, mismatch_warning
@@ -79,7 +80,10 @@ def check_view(model, env: gym.Env, render: RenderOptions, seed: int, progress: 
 def save_agent(agent, out: Path, task: str, reward: str, algo: str, config: RLConfig, interrupted: bool,
                spec: EnvSpec, render: RenderOptions, view: dict | None = None) -> None:
     """Policy weights as safetensors + everything needed to rebuild it as JSON (never a pickle)."""
-    state = {k: v.detach().cpu().contiguous() for k, v in agent.policy.state_dict().items()}
+    if is_jax_agent(agent):  # sbx: the actor's params (its TrainState's optimizer moments stay in checkpoints)
+        state = {k: v for k, v in jax_tensors(agent, ("policy.actor_state",)).items() if ".params" in k}
+    else:
+        state = {k: v.detach().cpu().contiguous() for k, v in agent.policy.state_dict().items()}
     save_tensors(out / "policy.safetensors", state)
     write_json(out / "config.json", {
         "kind": "agent", "task": task, "reward": reward, "algo": algo, "config": asdict(config),
