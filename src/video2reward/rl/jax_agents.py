@@ -87,7 +87,7 @@ def load_jax_tensors(agent, tensors: dict[str, torch.Tensor], parts: tuple[str, 
                      source: str = "the checkpoint") -> None:
     """Put `tensors` (from jax_tensors) back into an agent built with the same options."""
     import jax  # here, not at the top: only sbx agents get here
-    import jax.numpy as jnp
+    import jax.numpy as jnp  # here, not at the top: only sbx agents get here
 
     for part in parts:
         tree = _get(agent, part)
