@@ -114,3 +114,23 @@ def test_disk_full_while_scoring_leaves_the_old_output(tmp_path: Path, data: Pat
     assert main(["score", str(model), str(data / "test_expert"), "--out", str(out), "--quiet"]) == 2
     assert "writing the rewards or plots failed (No space left on device)" in capsys.readouterr().err
     assert out.read_text() == "previous results\n" and [p.name for p in tmp_path.iterdir()] == ["r.jsonl"]
+
+
+def _probe_many(directory: str) -> None:
+    for _ in range(300):
+        check_output_folder(directory)
+
+
+def test_processes_probing_one_folder_at_once_do_not_trip_each_other(tmp_path: Path) -> None:
+    """The ranks of a `torchrun ... score` all check the same --out folder at the same moment: one's probe file
+    must never be the one another removes (seen as 'cannot write the rewards here (No such file or directory)')."""
+    import multiprocessing  # here, not at the top: only this test starts processes
+
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_probe_many, args=(str(tmp_path),)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert [p.exitcode for p in procs] == [0, 0, 0, 0]
+    assert list(tmp_path.iterdir()) == []  # every probe removed

@@ -26,7 +26,7 @@ def check_output_folder(directory: str | os.PathLike, what: str = "the output") 
     """Create `directory` if needed and write, then remove, a probe file in it; a ConfigError naming the
     folder and the reason (read-only, permission denied, no space, not a folder) otherwise."""
     directory = Path(directory)
-    probe = directory / ".v2r-write-test"
+    probe = directory / f".v2r-write-test-{os.getpid()}"  # one per process: ranks of a torchrun share the folder
     try:
         if directory.exists() and not directory.is_dir():  # mkdir(exist_ok=True) would say 'File exists'
             raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
