@@ -76,3 +76,12 @@ def test_failed_videos_rank_below_late_expert_frames(plain) -> None:
     with_negatives = _rank_model(negatives=True)  # same seed, same demonstrations, plus failed videos
     assert failed_mean_reward(with_negatives) < 0.7 * failed_mean_reward(plain)
     assert held_out_voc(with_negatives) > 0.9
+
+
+def test_a_synthetic_near_miss_ranks_below_the_demonstration_frames_later_than_the_moment_it_copies() -> None:
+    batch = ClipBatch(frames=torch.zeros(5, 3, 4, 4), video=torch.tensor([0, 0, 0, 1, 1]),
+                      time=torch.tensor([0.0, 0.6, 1.0, 0.2, 0.7]),
+                      failed=torch.tensor([False, False, False, False, True]),
+                      ceiling=torch.tensor([-1.0, -1.0, -1.0, 0.2, 0.7]))
+    _, negative = rank_pairs(batch, late_fraction=0.5)
+    assert sorted(map(tuple, negative.nonzero().tolist())) == [(4, 2)]  # held at 0.7: below 1.0, not below 0.6

@@ -35,7 +35,10 @@ class ClipBatch:
     frames: torch.Tensor  # (N, 3, S, S) uint8 (the caller converts to float in [0, 1] and augments)
     video: torch.Tensor  # (N,) long: which clip of this batch a frame is from (pairs stay within a clip)
     time: torch.Tensor  # (N,) float: normalised time of the frame in its video, in [0, 1]
-    failed: torch.Tensor  # (N,) bool: the frame is from a failed video (--negatives)
+    failed: torch.Tensor  # (N,) bool: the frame is from a failed video (--negatives), in its failure part
+    # (N,) float: a failed frame's ceiling, the demonstration moment it copies (a synthetic near miss), -1 where
+    # unknown (a real failed video; the head picks its own); unused for the other frames
+    ceiling: torch.Tensor = field(default_factory=lambda: torch.zeros(0))
 
     def to(self, device: torch.device) -> "ClipBatch":
         return ClipBatch(*(getattr(self, f).to(device) for f in self.__dataclass_fields__))
@@ -61,14 +64,17 @@ class ClipSampler:
         if self.negatives and self.negative_videos_per_batch > 0:
             picks = torch.randint(len(self.negatives), (self.negative_videos_per_batch,), generator=generator)
             clips += [(self.negatives[v], True) for v in picks.tolist()]
-        frames, video, time, failed = [], [], [], []
+        frames, video, time, failed, ceiling = [], [], [], [], []
         for index, (demo, is_failed) in enumerate(clips):
             kept = clip_positions(demo.frames.shape[0], self.frames_per_video, generator)  # (F,)
             frames.append(demo.frames[kept])
             video.append(torch.full((len(kept),), index, dtype=torch.long))
-            time.append(demo.progress[kept].float())
-            failed.append(torch.full((len(kept),), is_failed, dtype=torch.bool))
-        return ClipBatch(torch.cat(frames), torch.cat(video), torch.cat(time), torch.cat(failed))
+            copied = demo.source_progress
+            # a synthetic near miss's frames before its failure are its demonstration's, at the time they show
+            time.append((copied if copied is not None else demo.progress)[kept].float())
+            failed.append(is_failed & (kept >= demo.failed_from))
+            ceiling.append(copied[kept].float() if copied is not None else torch.full((len(kept),), -1.0))
+        return ClipBatch(torch.cat(frames), torch.cat(video), torch.cat(time), torch.cat(failed), torch.cat(ceiling))
 
 
 @dataclass

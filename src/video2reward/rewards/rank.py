@@ -3,7 +3,9 @@ demonstration outrank earlier ones, and failed frames rank below the late part o
 
 Bradley-Terry: P(o_j ranks above o_i) = sigmoid(s(o_j) - s(o_i)). Every pair (i, j) of frames of one clip with
 t_i < t_j contributes -log sigmoid(s_j - s_i); with `--negatives`, every pair (failed frame n, expert frame e
-with normalised time >= `late_fraction`) contributes -log sigmoid(s_e - s_n), weighted by `negative_weight`.
+with normalised time >= `late_fraction`) contributes -log sigmoid(s_e - s_n), weighted by `negative_weight`; a
+synthetic near miss's failed frame (training/synthetic_negatives.py) ranks below the expert frames later than the
+demonstration moment it copies.
 
 The score has no scale of its own (only differences are trained), so the reward is a *calibrated* sigmoid:
 mu = sigmoid(a * s + b), with (a, b) fitted after training by logistic regression of the training frames'
@@ -50,8 +52,12 @@ def rank_pairs(batch: ClipBatch, late_fraction: float) -> tuple[torch.Tensor, to
     same = batch.video[:, None] == batch.video[None, :]
     expert = ~batch.failed
     ordered = same & (batch.time[:, None] < batch.time[None, :]) & expert[:, None] & expert[None, :]
-    late = expert & (batch.time >= late_fraction)
-    negative = batch.failed[:, None] & late[None, :]
+    # a failed frame ranks below the demonstration frames later than its ceiling: the moment of the demonstration
+    # it copies (a synthetic near miss), else late_fraction (a real failed video)
+    ceiling = batch.ceiling if batch.ceiling.numel() else torch.full_like(batch.time, -1.0)
+    ceiling = torch.where(ceiling < 0, torch.full_like(ceiling, late_fraction - 1e-6), ceiling)  # t >= late_fraction
+    above = expert[None, :] & (batch.time[None, :] > ceiling[:, None])
+    negative = batch.failed[:, None] & above
     return ordered, negative
 
 

@@ -128,7 +128,8 @@ class FailedTripletSampler:
     """The triplets of `expert`, plus triplets from failed videos (`--negatives`), marked in `failed`: the
     failed video's first frame as the initial frame (as at scoring time), one of its later frames as the
     current frame, and the last frame of a random demonstration (one of the batch's goal images) as the
-    goal. Their `progress` is 0 and unused: the progress head pushes their prediction down instead."""
+    goal. Their `progress` is 0 and unused: the progress head pushes their prediction down instead. A video
+    whose failure starts later (`failed_from`, a synthetic near miss) gives current frames from its failure only."""
 
     expert: TripletSampler
     negatives: list[Demonstration]
@@ -151,7 +152,10 @@ class FailedTripletSampler:
             video = self.negatives[v]
             kept = self.expert._frame_positions(video.frames.shape[0], generator)  # (F,) with first and last
             frames.append(video.frames[kept])
-            c = torch.randint(1, len(kept), (k,), generator=generator)  # any frame after the first
+            failing = (kept >= max(1, video.failed_from)).nonzero().squeeze(1)  # the failure: after the first frame
+            if failing.numel() == 0:
+                failing = torch.tensor([len(kept) - 1])
+            c = failing[torch.randint(len(failing), (k,), generator=generator)]  # (k,) kept positions
             initial.append(torch.full((k,), offset))
             current.append(offset + c)
             if gap > 0:  # motion partners of the kept frames, stored right after them

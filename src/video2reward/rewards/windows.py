@@ -112,6 +112,8 @@ class WindowSampler:
             for win in (lattice.unfold(0, self.context, 1) for lattice in lattices):  # (W, K) kept positions
                 for row in win.tolist():
                     c = row[-1]
+                    if is_failed and c < video.failed_from:  # a synthetic near miss before its failure
+                        continue
                     i, g = (0, length - 1) if is_failed else self._span(kept, c, length - 1, generator)
                     window.append([local[max(p, i)] for p in row])  # frames before the initial are the initial
                     initial.append(local[i])

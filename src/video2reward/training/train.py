@@ -34,6 +34,7 @@ from video2reward.rewards.registry import (
     HEAD_NAMES,
     HEADS,
     head_config_dict,
+    learns_from_negatives,
     member_kinds,
 )
 from video2reward.training import distributed
@@ -54,6 +55,7 @@ from video2reward.training.loop import (
     has_checkpoint,
 )
 from video2reward.training.pretrain import pretrain_encoder
+from video2reward.training.synthetic_negatives import parse_kinds, synthesize_negatives
 from video2reward.video.augment import FrameAugment
 from video2reward.video.dataset import Demonstration, load_demonstrations
 from video2reward.video.view_augment import ViewAugment
@@ -278,6 +280,7 @@ def train_reward_model(
     if config.image_size < 16 and not pretrained:
         raise ConfigError(f"--image-size {config.image_size}: use at least 16 pixels")
     check_negatives(config)
+    kinds = parse_kinds(config.synthetic_negatives)  # an unknown kind fails before any video is decoded
     if config.ensemble < 1:
         raise ConfigError(f"--ensemble {config.ensemble}: give the number of members, 1 or more")
     if config.ensemble > 1 and (config.head in COMBINED_HEADS or not is_learned(config.head)):
@@ -306,17 +309,21 @@ def train_reward_model(
         torch.manual_seed(config.seed)  # the head's initialisation does not depend on how pretraining drew
     negatives, skipped_negatives = load_negatives(config, paths, skip_bad, progress)
     skipped = skipped + skipped_negatives
+    synthetic = (synthesize_negatives(demos, kinds, config.seed)
+                 if kinds and learned and learns_from_negatives(config.head) else [])
     encoder_info = None
     if config.head == "pixel-ridge":
         with stage("fitting pixel-ridge", enabled=progress and distributed.is_main()):  # closed form: no bar
             head, metrics = _fit_pixel_ridge(demos, config)
     elif learned:
         if config.ensemble > 1 or config.head in COMBINED_HEADS:
-            head, metrics = _fit_ensemble(demos, negatives, config, device, out, resume, progress, encoder)
+            head, metrics = _fit_ensemble(demos, [*negatives, *synthetic], config, device, out, resume, progress,
+                                          encoder)
         else:
             encoder = encoder or _make_encoder(config)
             head_resume = resume and has_checkpoint(out)  # else it was pretraining that stopped
-            head, metrics = _fit_head(demos, negatives, config, device, out, head_resume, progress, encoder)
+            head, metrics = _fit_head(demos, [*negatives, *synthetic], config, device, out, head_resume, progress,
+                                      encoder)
         encoder_info = {"name": encoder_name(head.encoder), "config": asdict(head.encoder.config)}
         if is_pretrained(config.encoder):
             encoder_info["pretrained_from"] = str(config.encoder)
@@ -343,6 +350,7 @@ def train_reward_model(
             "config": asdict(config), "seconds": round(seconds, 2), "videos": [d.name for d in demos],
             "num_frames": int(sum(d.num_frames for d in demos)), "skipped": skipped, "final_metrics": metrics,
             **({"negatives": [d.name for d in negatives]} if negatives else {}),
+            **({"synthetic_negatives": {"kinds": list(kinds), "videos": len(synthetic)}} if synthetic else {}),
             "data": data_facts(demos, paths, config.camera_key), **provenance(),
         },
     }

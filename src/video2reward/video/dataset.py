@@ -25,6 +25,11 @@ class Demonstration:
     fps: float = 0.0  # the video's frame rate (0: not known)
     width: int = 0  # native frame size, before fitting to the model's square
     height: int = 0
+    # A failed video's frames from this kept position on are the failure (0: all of them; a synthetic near miss
+    # starts as its demonstration did, training/synthetic_negatives.py)
+    failed_from: int = 0
+    # (T,) the moment of a demonstration each frame shows, in normalised time (synthetic near misses only)
+    source_progress: torch.Tensor | None = None
 
     @property
     def progress(self) -> torch.Tensor:
