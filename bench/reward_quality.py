@@ -13,7 +13,8 @@ head; that time is included in `train s`; `progress+rank:rotation` is `v2r train
 A row may end in `,FIELD=VALUE` options of `v2r train`, which name the row too: a TrainConfig field, or an option
 of the row's head (its `--HEAD-OPTION` flags; `MEMBER.FIELD` for a member of a combined head):
 `temporal:rotation,sequence=ssm,context=16` is the temporal head with an SSM over 16 frames, and
-`progress+rank:rotation,progress.motion_gap=2` the default with motion gap 2.
+`progress+rank:rotation,progress.motion_gap=2` the default with motion gap 2. A list value keeps its commas:
+`progress+rank:rotation,synthetic_negatives=stall,rewind`.
 
 Generates the demo data (seeded; or reuses `--data DIR` made by `v2r demo-data`), trains every row, evaluates
 on the held-out splits: VOC on test_expert, AUROC test_expert vs test_fail, AUROC near-miss test_expert vs
@@ -77,7 +78,13 @@ def row_options(head: str, options: list[str]) -> tuple[dict, dict]:
     head's options (`MEMBER.FIELD` for a member of a combined head), typed."""
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
     train, heads = {}, {}
+    joined: list[str] = []  # a part without '=' continues the previous option's comma list (x=a,b,c)
     for option in options:
+        if "=" not in option and joined:
+            joined[-1] += "," + option
+        else:
+            joined.append(option)
+    for option in joined:
         key, _, value = option.partition("=")
         key = key.replace("-", "_")
         kind, _, name = key.rpartition(".")

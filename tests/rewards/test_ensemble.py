@@ -196,3 +196,24 @@ def test_progress_plus_rank_is_the_mean_of_its_two_members(trained, tmp_path: Pa
         scorer = scorer_for(model)
         exported = scorer(frames, z[0], scorer.goal, z)[0]
     torch.testing.assert_close(exported, stored)
+
+
+@pytest.mark.slow
+def test_temporal_plus_rank_reads_the_temporal_members_context(trained, tmp_path: Path) -> None:
+    """`--head temporal+rank`: the scorer keeps the temporal member's K-frame context, the rank member reads the
+    current frame alone, and the reward is their mean, streamed or not."""
+    data, _ = trained
+    model_dir = tmp_path / "tr"
+    assert main(["train", str(data / "train"), "--out", str(model_dir), "--head", "temporal+rank",
+                 "--temporal-context", "4", *TINY]) == 0
+    config = json.loads((model_dir / "config.json").read_text())
+    assert [m["head"] for m in config["members"]] == ["temporal", "rank"]
+    model = load(model_dir)
+    assert model.context == 4
+    video = data / "test_expert" / "ep_0.mp4"
+    rewards = model.score(video)
+    members = [RewardModel(m, {"head": kind, "image_size": 32})
+               for m, kind in zip(model.head.members, ("temporal", "rank"))]
+    member_rewards = [m.score(video).mu for m in members]
+    assert not np.allclose(member_rewards[0], member_rewards[1], atol=1e-3)  # two different readings
+    np.testing.assert_allclose(rewards.mu, np.mean(member_rewards, axis=0), atol=1e-5)

@@ -26,7 +26,7 @@ def data(tmp_path_factory) -> Path:
 
 
 @pytest.mark.parametrize("method,encoder", [("simclr", "cnn"), ("dcl", "cnn"), ("moco", "cnn"), ("dino", "cnn"),
-                                            ("mae", "vit"), ("tcn", "cnn"), ("rotation", "cnn")])
+                                            ("mae", "vit"), ("tcn", "cnn"), ("rotation", "cnn"), ("imagenet", "cnn")])
 def test_every_method_pretrains_and_saves_a_loadable_encoder(data: Path, tmp_path: Path, method: str,
                                                              encoder: str) -> None:
     out = tmp_path / method

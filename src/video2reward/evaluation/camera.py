@@ -49,7 +49,7 @@ def _has_videos(folder: Path) -> bool:
         return False
 
 
-GOAL_HEADS = ("progress", "progress+rank", "temporal", "goal-distance")  # heads whose reward reads a goal embedding
+GOAL_HEADS = ("progress", "progress+rank", "temporal", "temporal+rank", "goal-distance")  # heads whose reward reads a goal embedding
 
 
 def reads_goal(model: RewardModel) -> bool:

@@ -28,6 +28,7 @@ OBJECTIVES: dict[str, tuple[str, str, str]] = {
     "ijepa": ("jepa", "JEPAConfig", "IJEPA"),
     "vjepa": ("jepa", "JEPAConfig", "VJEPA"),
     "vae": ("vae", "VAEConfig", "VAE"),
+    "imagenet": ("imagenet", "ImageNetDistillConfig", "ImageNetDistill"),
 }
 PRETRAIN_METHODS: tuple[str, ...] = tuple(OBJECTIVES)  # what `--method` and `v2r train --pretrain` accept
 

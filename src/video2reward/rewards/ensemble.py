@@ -26,7 +26,9 @@ import torch
 import torch.nn as nn
 
 # Combined heads: name -> the member heads, each trained on its own encoder for --steps / len(members).
-COMBINED_HEADS: dict[str, tuple[str, ...]] = {"progress+rank": ("progress", "rank")}
+# The first member sets the frames a scorer keeps per reward (progress: its motion gap; temporal: its context);
+# the others read the same window or ignore it (rank reads one frame).
+COMBINED_HEADS: dict[str, tuple[str, ...]] = {"progress+rank": ("progress", "rank"), "temporal+rank": ("temporal", "rank")}
 
 
 def combine(mus: torch.Tensor, sigmas: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -109,7 +109,9 @@ class PretrainConfig:
 
     method: str = _help("rotation", "self-supervised objective: simclr, dcl, moco, dino, mae (ViT only), tcn "
                         "(time-contrastive), rotation, ijepa / vjepa (feature prediction of hidden patches in a "
-                        "frame / a two-frame clip; ViT only), vae (variational autoencoder)", choices=PRETRAIN_METHODS)
+                        "frame / a two-frame clip; ViT only), vae (variational autoencoder), imagenet (distil the frozen "
+                        "ImageNet EfficientNet-Lite0's features into the encoder, read through camera-move views)",
+                        choices=PRETRAIN_METHODS)
     encoder: str = _help("cnn", "architecture to pretrain: 'cnn' or 'vit' (default: cnn; vit with --method mae, "
                          "ijepa or vjepa, which need a ViT's patch tokens)", choices=("cnn", "vit"))
     image_size: int = _help(64, "frames are made square and resized to this many pixels")
