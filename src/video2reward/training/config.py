@@ -24,8 +24,9 @@ class TrainConfig:
 
     head: str = _help("progress+rank", "reward head: 'progress+rank' (the default: the mean of a progress and a rank "
                       "head, each on its own copy of the encoder with half the --steps: progress reads a frame in "
-                      "context and follows time, rank reads the frame alone and follows what the scene looks like) "
-                      "or one head: " + "; ".join(f"'{name}' ({entry.summary})" for name, entry in HEADS.items())
+                      "context and follows time, rank reads the frame alone and follows what the scene looks like), "
+                      "'temporal+rank' (the same with the temporal head, which reads the last --temporal-context "
+                      "frames, in place of progress) or one head: " + "; ".join(f"'{name}' ({entry.summary})" for name, entry in HEADS.items())
                       + ". Each head's options are --HEAD-OPTION flags (e.g. --progress-motion-gap)",
                       choices=HEAD_NAMES)
     negatives: str = _help("", "folder (or file) of failed videos, which never reach the goal: 'progress' and "
