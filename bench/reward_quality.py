@@ -143,6 +143,8 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="work folder (default: a temporary one); rerun to resume")
     parser.add_argument("--markdown", action="store_true", help="print the table as markdown")
     add_write_option(parser)
+    parser.add_argument("--title", default="Reward quality on the demo tasks",
+                        help="title of the --write page (several pages from one work folder)")
     args = parser.parse_args()
     if args.threads > 0:
         torch.set_num_threads(args.threads)
@@ -183,7 +185,7 @@ def main() -> None:
     print(format_table(rows, markdown=args.markdown))
     if args.write:
         write_results_page(
-            args.write, "Reward quality on the demo tasks", format_table(rows, markdown=True),
+            args.write, args.title, format_table(rows, markdown=True),
             seeds=str(args.seed), intro=PAGE_INTRO.format(steps=args.steps), notes=PAGE_NOTES)
 
 
