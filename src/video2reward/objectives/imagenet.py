@@ -28,6 +28,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from video2reward.encoders.efficientnet import EfficientNetLiteConfig, EfficientNetLiteEncoder
 from video2reward.objectives.base import Objective, feature_std, to_float
 from video2reward.objectives.projection import ProjectionHead
 from video2reward.objectives.tcn import fit_to_size
@@ -58,11 +59,6 @@ class ImageNetDistillConfig:
 
 def teacher_network() -> nn.Module:
     """The frozen ImageNet EfficientNet-Lite0, average-pooled, without the output LayerNorm (applied here)."""
-    from video2reward.encoders.efficientnet import (  # here, not at the top: needs the optional wheel
-        EfficientNetLiteConfig,
-        EfficientNetLiteEncoder,
-    )
-
     teacher = EfficientNetLiteEncoder(EfficientNetLiteConfig(pool="avg", out_norm=False))
     teacher.requires_grad_(False)
     return teacher.eval()
