@@ -28,7 +28,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from video2reward.encoders.efficientnet import EfficientNetLiteConfig, EfficientNetLiteEncoder
+from video2reward.encoders.efficientnet import (
+    EfficientNetLiteConfig,
+    EfficientNetLiteEncoder,
+)
 from video2reward.objectives.base import Objective, feature_std, to_float
 from video2reward.objectives.projection import ProjectionHead
 from video2reward.objectives.tcn import fit_to_size
