@@ -35,6 +35,7 @@ from video2reward.evaluation.metrics import (
 from video2reward.inference.model import RewardModel
 from video2reward.inference.relative import relative_goal_progress, use_feature_map
 from video2reward.inference.scoring import score_videos
+from video2reward.rewards.registry import member_kinds
 from video2reward.video.io import find_videos
 
 CAM_SPLIT = "test_cam"
@@ -49,12 +50,12 @@ def _has_videos(folder: Path) -> bool:
         return False
 
 
-GOAL_HEADS = ("progress", "progress+rank", "temporal", "temporal+rank", "goal-distance")  # heads whose reward reads a goal embedding
+GOAL_HEADS = ("progress", "temporal", "goal-distance")  # single heads whose reward reads a goal embedding
 
 
 def reads_goal(model: RewardModel) -> bool:
     """The model's head (or one of an ensemble's members) reads a goal embedding that a goal image replaces."""
-    return model.config.get("head") in GOAL_HEADS
+    return any(kind in GOAL_HEADS for kind in member_kinds(model.config.get("head")))
 
 
 def _score_split(model: RewardModel, cam_dir: Path, split: str, skip_bad: bool, progress: bool,
