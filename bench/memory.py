@@ -7,6 +7,8 @@ default CNN, 64 px frames). The goal: under 1.5 GB, and flat in video length.
     python bench/memory.py --cache /data/bench   # where the generated video and model live (default: /tmp/v2r-bench)
     python bench/memory.py --dataset 50          # a LeRobotDataset v3 of 50 episodes (10 s each, several per mp4)
     python bench/memory.py --dataset 10          # ... and of 10: compare the peaks for flatness in dataset size
+    python bench/memory.py --train-args "--head temporal --temporal-sequence infini --temporal-context 64"
+                                                 # another architecture (its own cached model)
 
 Measured: the peak resident set of the `v2r score` process (ru_maxrss from os.wait4 on that one process), and its
 resident size sampled from /proc every 0.25 s while it runs (first sample, and min / max after the first 10 %
@@ -20,7 +22,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import resource
+import shlex
 import subprocess
 import sys
 import time
@@ -117,6 +121,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="OMP/torch threads of the scoring process")
     parser.add_argument("--dataset", type=int, metavar="EPISODES", help="instead of one long video: a "
                         "LeRobotDataset v3 of this many 10-second episodes, scored to a progress parquet")
+    parser.add_argument("--train-args", default="", help="extra `v2r train` options of the scored model's "
+                        "architecture, e.g. \"--head temporal --temporal-context 64\" (default: v2r train's)")
     parser.add_argument("--write-video", nargs=2, metavar=("PATH", "FRAMES"), help=argparse.SUPPRESS)
     parser.add_argument("--write-dataset", nargs=3, metavar=("PATH", "EPISODES", "FRAMES"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -144,14 +150,16 @@ def main() -> None:
         run([sys.executable, __file__, "--write-video", str(video), str(frames)], env)
         print(f"(wrote {video}: {frames} frames, {video.stat().st_size / 2**20:.0f} MB, in "
               f"{time.perf_counter() - t0:.0f} s)", flush=True)
-    model = cache / "model_default_arch"
+    extra = shlex.split(args.train_args)
+    arch = "_".join(a.lstrip("-") for a in extra) or "default_arch"
+    model = cache / f"model_{re.sub(r'[^A-Za-z0-9_.+-]', '-', arch)}"
     if not (model / "model.safetensors").exists():
         train = cache / "train"
         for k in range(2):
             if not (train / f"demo_{k}.mp4").exists():
                 run([sys.executable, __file__, "--write-video", str(train / f"demo_{k}.mp4"), str(60 + 10 * k)], env)
         run([sys.executable, "-m", "video2reward.cli", "train", str(train), "--out", str(model), "--pretrain", "none",
-             "--steps", "2", "--warmup-steps", "1", "--threads", str(args.threads), "--quiet"], env)
+             "--steps", "2", "--warmup-steps", "1", "--threads", str(args.threads), "--quiet", *extra], env)
     out = cache / ("progress.parquet" if args.dataset else "rewards.jsonl")
     cmd = [sys.executable, "-m", "video2reward.cli", "score", str(model), str(video), "--out", str(out), "--quiet"]
     result = measure_score(cmd, env, cache / "score.log")
@@ -164,7 +172,8 @@ def main() -> None:
         with open(out, encoding="utf-8") as f:
             rewards = len(json.loads(f.readline())["rewards"])
     assert rewards == frames, f"{rewards} rewards for {frames} frames"
-    print(f"$ OMP_NUM_THREADS={args.threads} {' '.join(cmd[2:]).replace('video2reward.cli', 'v2r')}")
+    print(f"$ OMP_NUM_THREADS={args.threads} {' '.join(cmd[2:]).replace('video2reward.cli', 'v2r')}"
+          f"    # model: v2r train ... --pretrain none --steps 2 {args.train_args}".rstrip())
     print(result["stdout"])
     print("| video | frames | v2r score wall time | frames/s | peak RSS | RSS after 10 % of the run (min-max) |")
     print("|---|---|---|---|---|---|")

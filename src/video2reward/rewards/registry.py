@@ -26,13 +26,14 @@ from video2reward.rewards import (
     success,
     temporal,
     temporal_distance,
+    video_likelihood,
 )
 from video2reward.rewards.base import HeadEntry
 from video2reward.rewards.ensemble import COMBINED_HEADS, HeadEnsemble
 
 HEADS: dict[str, HeadEntry] = {entry.name: entry for entry in (
     progress.ENTRY, temporal.ENTRY, rank.ENTRY, goal_distance.ENTRY, temporal_distance.ENTRY, success.ENTRY,
-    pixel_ridge.ENTRY,
+    video_likelihood.ENTRY, pixel_ridge.ENTRY,
 )}
 # The heads on a frame encoder: name -> (config dataclass, head class taking (encoder, config)).
 ENCODER_HEADS: dict[str, tuple[type, type[nn.Module]]] = {

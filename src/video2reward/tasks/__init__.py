@@ -8,9 +8,10 @@ imports Meta-World, and so MuJoCo, only when an env is made).
 
 from video2reward.tasks.classic import MOUNTAIN_CAR, PENDULUM
 from video2reward.tasks.metaworld import METAWORLD_TASKS
+from video2reward.tasks.press_twice import PRESS_TWICE
 from video2reward.tasks.task import DemoTask, make_env
 
-TASKS: dict[str, DemoTask] = {task.name: task for task in (PENDULUM, MOUNTAIN_CAR, *METAWORLD_TASKS)}
+TASKS: dict[str, DemoTask] = {task.name: task for task in (PENDULUM, MOUNTAIN_CAR, PRESS_TWICE, *METAWORLD_TASKS)}
 DEMO_TASKS: tuple[str, ...] = (PENDULUM.name, MOUNTAIN_CAR.name)  # the default set: seconds to generate
 
 __all__ = ["DEMO_TASKS", "TASKS", "DemoTask", "make_env"]

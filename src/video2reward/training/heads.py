@@ -92,14 +92,19 @@ def load_negatives(
 
 def calibration_videos(demos: Sequence[Demonstration], device: torch.device,
                        frames_per_video: int = CALIBRATION_FRAMES, max_videos: int = CALIBRATION_VIDEOS,
-                       ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+                       run: int = 1) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Per demonstration (at most `max_videos`, evenly spread): up to `frames_per_video` evenly spread frames,
-    float in [0, 1] on `device`, and their normalised times."""
+    float in [0, 1] on `device`, and their normalised times. With `run` > 1 (a head that calibrates on
+    transitions, `calibration_run`), frames_per_video // run (at least 4) evenly spread frames, each with the run - 1
+    frames before it (the first frame stands in before the video's start): frames (A, run, 3, S, S), times (A,)."""
     picked = [demos[i] for i in even_subsample(len(demos), max_videos)]
     out = []
     for demo in picked:
-        idx = torch.from_numpy(even_subsample(demo.frames.shape[0], frames_per_video).astype(np.int64))
-        out.append((demo.frames[idx].float().div_(255.0).to(device), demo.progress[idx].float()))
+        anchors = frames_per_video if run == 1 else max(4, frames_per_video // run)
+        idx = torch.from_numpy(even_subsample(demo.frames.shape[0], anchors).astype(np.int64))  # (A,)
+        runs = (idx[:, None] + torch.arange(1 - run, 1)[None, :]).clamp(min=0)  # (A, run), oldest first
+        frames = demo.frames[runs if run > 1 else idx].float().div_(255.0).to(device)
+        out.append((frames, demo.progress[idx].float()))
     return out
 
 
@@ -112,4 +117,4 @@ def finish_head(head: nn.Module, demos: Sequence[Demonstration], device: torch.d
         goal_frames = torch.stack([d.frames[-1] for d in demos])  # (V, 3, S, S): the task done, per demo
         head.set_goal(goal_frames.float().div_(255.0).to(device))
     if hasattr(head, "calibrate"):
-        head.calibrate(calibration_videos(demos, device))
+        head.calibrate(calibration_videos(demos, device, run=getattr(head, "calibration_run", 1)))
