@@ -3,7 +3,7 @@ end by the command itself, in a fresh process, with a model of `v2r train`'s def
 default CNN, 64 px frames). The goal: under 1.5 GB, and flat in video length.
 
     python bench/memory.py                       # ~10 min on 2 loaded cores the first time, then the video is cached
-    python bench/memory.py --minutes 1           # the same at 1 minute: compare the peaks for flatness
+    python bench/memory.py --minutes 1 20        # 1 and 20 minutes: compare the peaks for flatness
     python bench/memory.py --cache /data/bench   # where the generated video and model live (default: /tmp/v2r-bench)
     python bench/memory.py --dataset 50          # a LeRobotDataset v3 of 50 episodes (10 s each, several per mp4)
     python bench/memory.py --dataset 10          # ... and of 10: compare the peaks for flatness in dataset size
@@ -29,6 +29,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from results_page import add_write_option, write_results_page
 
 WIDTH, HEIGHT, FPS = 640, 480, 30
 
@@ -114,15 +116,65 @@ def measure_score(cmd: list[str], env: dict[str, str], log: Path) -> dict:
             "steady_min_mb": min(later), "steady_max_mb": max(later), "stdout": printed}
 
 
+def ensure_model(cache: Path, train_args: str, threads: int, env: dict[str, str]) -> Path:
+    """The scored model: `v2r train`'s architecture (plus `train_args`), trained 2 steps (weights do not matter)."""
+    extra = shlex.split(train_args)
+    arch = "_".join(a.lstrip("-") for a in extra) or "default_arch"
+    model = cache / f"model_{re.sub(r'[^A-Za-z0-9_.+-]', '-', arch)}"
+    if not (model / "model.safetensors").exists():
+        train = cache / "train"
+        for k in range(2):
+            if not (train / f"demo_{k}.mp4").exists():
+                run([sys.executable, __file__, "--write-video", str(train / f"demo_{k}.mp4"), str(60 + 10 * k)], env)
+        run([sys.executable, "-m", "video2reward.cli", "train", str(train), "--out", str(model), "--pretrain", "none",
+             "--steps", "2", "--warmup-steps", "1", "--threads", str(threads), "--quiet", *extra], env)
+    return model
+
+
+def measure_one(cache: Path, model: Path, minutes: float, dataset: int | None, env: dict[str, str]) -> dict:
+    """Write (or reuse) the video or dataset, score it with `v2r score` in a fresh process, check every frame got a
+    reward; the measurement plus what the table row needs."""
+    frames = int(round(minutes * 60 * FPS))
+    video = cache / f"long_{frames}f_{WIDTH}x{HEIGHT}_{FPS}fps.mp4"
+    if dataset:
+        frames = dataset * 10 * FPS
+        video = cache / f"lerobot_{dataset}ep_{WIDTH}x{HEIGHT}_{FPS}fps"
+        if not (video / "meta" / "info.json").exists():
+            t0 = time.perf_counter()
+            run([sys.executable, __file__, "--write-dataset", str(video), str(dataset), str(10 * FPS)], env)
+            print(f"(wrote {video}: {dataset} episodes, {frames} frames, in {time.perf_counter() - t0:.0f} s)",
+                  flush=True)
+    elif not video.exists():
+        t0 = time.perf_counter()
+        run([sys.executable, __file__, "--write-video", str(video), str(frames)], env)
+        print(f"(wrote {video}: {frames} frames, {video.stat().st_size / 2**20:.0f} MB, in "
+              f"{time.perf_counter() - t0:.0f} s)", flush=True)
+    out = cache / ("progress.parquet" if dataset else "rewards.jsonl")
+    cmd = [sys.executable, "-m", "video2reward.cli", "score", str(model), str(video), "--out", str(out), "--quiet"]
+    result = measure_score(cmd, env, cache / "score.log")
+    if dataset:
+        import pyarrow.parquet as pq
+
+        rewards = pq.read_metadata(out).num_rows
+    else:
+        with open(out, encoding="utf-8") as f:
+            rewards = len(json.loads(f.readline())["rewards"])
+    assert rewards == frames, f"{rewards} rewards for {frames} frames"
+    what = f"LeRobotDataset, {dataset} episodes of 10 s" if dataset else f"{minutes:g} min"
+    return {**result, "cmd": cmd, "frames": frames, "what": f"{what} {WIDTH}x{HEIGHT} {FPS} fps"}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--minutes", type=float, default=20.0, help="video length (default 20)")
+    parser.add_argument("--minutes", type=float, nargs="+", default=[20.0],
+                        help="video length(s), one row each (default 20; e.g. 1 20 to compare for flatness)")
     parser.add_argument("--cache", default="/tmp/v2r-bench", help="folder for the video and the model")
     parser.add_argument("--threads", type=int, default=1, help="OMP/torch threads of the scoring process")
     parser.add_argument("--dataset", type=int, metavar="EPISODES", help="instead of one long video: a "
                         "LeRobotDataset v3 of this many 10-second episodes, scored to a progress parquet")
     parser.add_argument("--train-args", default="", help="extra `v2r train` options of the scored model's "
                         "architecture, e.g. \"--head temporal --temporal-context 64\" (default: v2r train's)")
+    add_write_option(parser)
     parser.add_argument("--write-video", nargs=2, metavar=("PATH", "FRAMES"), help=argparse.SUPPRESS)
     parser.add_argument("--write-dataset", nargs=3, metavar=("PATH", "EPISODES", "FRAMES"), help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -135,53 +187,28 @@ def main() -> None:
     cache = Path(args.cache)
     cache.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
-    frames = int(round(args.minutes * 60 * FPS))
-    video = cache / f"long_{frames}f_{WIDTH}x{HEIGHT}_{FPS}fps.mp4"
-    if args.dataset:
-        frames = args.dataset * 10 * FPS
-        video = cache / f"lerobot_{args.dataset}ep_{WIDTH}x{HEIGHT}_{FPS}fps"
-        if not (video / "meta" / "info.json").exists():
-            t0 = time.perf_counter()
-            run([sys.executable, __file__, "--write-dataset", str(video), str(args.dataset), str(10 * FPS)], env)
-            print(f"(wrote {video}: {args.dataset} episodes, {frames} frames, in {time.perf_counter() - t0:.0f} s)",
-                  flush=True)
-    elif not video.exists():
-        t0 = time.perf_counter()
-        run([sys.executable, __file__, "--write-video", str(video), str(frames)], env)
-        print(f"(wrote {video}: {frames} frames, {video.stat().st_size / 2**20:.0f} MB, in "
-              f"{time.perf_counter() - t0:.0f} s)", flush=True)
-    extra = shlex.split(args.train_args)
-    arch = "_".join(a.lstrip("-") for a in extra) or "default_arch"
-    model = cache / f"model_{re.sub(r'[^A-Za-z0-9_.+-]', '-', arch)}"
-    if not (model / "model.safetensors").exists():
-        train = cache / "train"
-        for k in range(2):
-            if not (train / f"demo_{k}.mp4").exists():
-                run([sys.executable, __file__, "--write-video", str(train / f"demo_{k}.mp4"), str(60 + 10 * k)], env)
-        run([sys.executable, "-m", "video2reward.cli", "train", str(train), "--out", str(model), "--pretrain", "none",
-             "--steps", "2", "--warmup-steps", "1", "--threads", str(args.threads), "--quiet", *extra], env)
-    out = cache / ("progress.parquet" if args.dataset else "rewards.jsonl")
-    cmd = [sys.executable, "-m", "video2reward.cli", "score", str(model), str(video), "--out", str(out), "--quiet"]
-    result = measure_score(cmd, env, cache / "score.log")
+    model = ensure_model(cache, args.train_args, args.threads, env)
+    results = [measure_one(cache, model, m, args.dataset, env) for m in ([None] if args.dataset else args.minutes)]
     own_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    if args.dataset:
-        import pyarrow.parquet as pq
-
-        rewards = pq.read_metadata(out).num_rows
-    else:
-        with open(out, encoding="utf-8") as f:
-            rewards = len(json.loads(f.readline())["rewards"])
-    assert rewards == frames, f"{rewards} rewards for {frames} frames"
-    print(f"$ OMP_NUM_THREADS={args.threads} {' '.join(cmd[2:]).replace('video2reward.cli', 'v2r')}"
-          f"    # model: v2r train ... --pretrain none --steps 2 {args.train_args}".rstrip())
-    print(result["stdout"])
-    print("| video | frames | v2r score wall time | frames/s | peak RSS | RSS after 10 % of the run (min-max) |")
-    print("|---|---|---|---|---|---|")
-    what = (f"LeRobotDataset, {args.dataset} episodes of 10 s" if args.dataset else f"{args.minutes:g} min")
-    print(f"| {what} {WIDTH}x{HEIGHT} {FPS} fps | {frames:,} | {result['seconds']:.0f} s | "
-          f"{frames / result['seconds']:,.0f} | {result['peak_mb']:,.0f} MB | {result['steady_min_mb']:,.0f}-"
-          f"{result['steady_max_mb']:,.0f} MB |")
-    print(f"(this script's own peak: {own_kb / 1024:.0f} MB; {result['samples']} RSS samples; goal: under 1,536 MB)")
+    cmd = results[0]["cmd"]
+    shown = (f"$ OMP_NUM_THREADS={args.threads} {' '.join(cmd[2:5]).replace('video2reward.cli', 'v2r')} VIDEO "
+             f"--out ... --quiet    # model: v2r train ... --pretrain none --steps 2 {args.train_args}").rstrip()
+    print(shown)
+    lines = ["| video | frames | v2r score wall time | frames/s | peak RSS | RSS after 10 % of the run (min-max) |",
+             "|---|---|---|---|---|---|"]
+    for r in results:
+        lines.append(f"| {r['what']} | {r['frames']:,} | {r['seconds']:.0f} s | {r['frames'] / r['seconds']:,.0f} | "
+                     f"{r['peak_mb']:,.0f} MB | {r['steady_min_mb']:,.0f}-{r['steady_max_mb']:,.0f} MB |")
+    print("\n".join(lines))
+    print(f"(this script's own peak: {own_kb / 1024:.0f} MB; goal: under 1,536 MB and flat in video length)")
+    if args.write:
+        arch = args.train_args or "v2r train's default architecture"
+        write_results_page(args.write, "Memory over long videos", "\n".join(lines), seeds="none (weights do not "
+                           "change memory: the model is trained 2 steps)",
+                           intro=f"Peak memory of `v2r score` on long synthetic videos, each scored end to end in a "
+                                 f"fresh process, with a model of this architecture: `{arch}`. The scorer keeps the "
+                                 f"last K-1 frames' features of a temporal head, never the video, so the peak "
+                                 f"should not grow with the video's length.")
 
 
 if __name__ == "__main__":
