@@ -20,9 +20,8 @@ that is the ELBO's data term with equal weights (VIPER's log-likelihood reward, 
 Diffusion Reward does; Diffusion Reward's conditional-entropy reward is the same error averaged over the model's own
 samples instead of the observed one). After training the reward is standardised on the demonstrations'
 transitions: mu_t = (r_t - mean) / std, so 0 is a typical demonstrated transition and -3 a very unlikely one; sigma
-is the spread of the M error terms on the same scale. The reward measures *how demonstration-like the motion is*,
-not progress: a video that stands still or moves backwards scores low everywhere, and a demonstration scores high
-from its first frame to its last (its VOC is near 0 by design; see docs/results).
+is the spread of the M error terms on the same scale. The reward measures *how demonstration-like the motion is*;
+nothing in it is trained to grow with progress (whether it does on a task is measured: docs/results).
 
 Causal and streaming like the temporal head: `predict(current, initial, goal, previous)` reads `previous`
 (B, K-1, D), the features of the K-1 frames before each one (frames before the first: the first frame's).
