@@ -20,7 +20,7 @@ that is the ELBO's data term with equal weights (VIPER's log-likelihood reward, 
 Diffusion Reward does; Diffusion Reward's conditional-entropy reward is the same error averaged over the model's own
 samples instead of the observed one). After training the reward is standardised on the demonstrations'
 transitions: mu_t = (r_t - mean) / std, so 0 is a typical demonstrated transition and -3 a very unlikely one; sigma
-is the spread of the M error terms on the same scale. The reward measures *how demonstration-like the motion is*;
+is the standard error of r_t's M-term mean on the same scale (how much the fixed probes leave it uncertain). The reward measures *how demonstration-like the motion is*;
 nothing in it is trained to grow with progress (whether it does on a task is measured: docs/results).
 
 Causal and streaming like the temporal head: `predict(current, initial, goal, previous)` reads `previous`
@@ -131,7 +131,7 @@ class VideoLikelihoodHead(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Features (B, D) of current frames, `previous` (B, K-1, D) of the frames before each (None: the video was
         still before t: every one is `initial`); goal is accepted and ignored -> mu (B,) the standardised
-        log-likelihood reward, sigma (B,) the spread of its M terms."""
+        log-likelihood reward, sigma (B,) the standard error of its M-term estimate."""
         k = self.config.context
         if previous is None:
             previous = initial.expand(current.shape[0], k - 1, current.shape[-1])
@@ -139,7 +139,8 @@ class VideoLikelihoodHead(nn.Module):
             raise ValueError(f"previous must hold the {k - 1} frames before each frame, got {tuple(previous.shape)}")
         r = -self.errors(torch.cat([previous, current[:, None]], dim=1))  # (B, M): -||eps_m - eps_theta||^2 / D
         mu = (r.mean(dim=-1) - self.shift) / self.scale
-        sigma = r.std(dim=-1, unbiased=False) / self.scale if r.shape[-1] > 1 else torch.zeros_like(mu)
+        m = r.shape[-1]  # sigma: the standard error of the M-term mean, on the reward's scale
+        sigma = r.std(dim=-1) / (m**0.5 * self.scale) if m > 1 else torch.zeros_like(mu)
         return mu, sigma.clamp(min=1e-3)
 
     def forward(self, batch: WindowBatch) -> tuple[torch.Tensor, dict[str, float]]:
