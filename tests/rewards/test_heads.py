@@ -57,8 +57,8 @@ def test_streamed_scoring_equals_a_direct_computation(kind: str) -> None:
         z = model.head.embed(torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255)
         gap = model.motion_gap
         previous = z[torch.clamp(torch.arange(20) - gap, min=0)] if gap else None
-        if kind == "temporal":  # the K-1 predecessors of every frame, oldest first; the first frame before t = 0
-            k = model.head.config.context
+        if model.context > 1:  # K-1 predecessors of every frame, oldest first (temporal, video-likelihood)
+            k = model.context
             lags = torch.arange(k - 1, 0, -1)  # K-1, ..., 1
             previous = z[torch.clamp(torch.arange(20)[:, None] - lags[None], min=0)]  # (T, K-1, D)
         expected, _ = model.head.predict(z, z[0], None, previous)
