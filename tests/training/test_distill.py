@@ -33,6 +33,10 @@ from video2reward.rewards.temporal_distance import (
     TemporalDistanceHead,
 )
 from video2reward.rewards.triplets import TripletSampler
+from video2reward.rewards.video_likelihood import (
+    VideoLikelihoodConfig,
+    VideoLikelihoodHead,
+)
 from video2reward.rewards.windows import WindowSampler
 from video2reward.testing.synthetic import moving_square, square_demonstrations
 from video2reward.training.config import DistillConfig
@@ -210,6 +214,16 @@ def test_missing_training_videos_ask_for_videos(tmp_path: Path, capsys) -> None:
         tmp_path / "ridge")
     assert main(["distill", str(tmp_path / "ridge"), "--out", str(tmp_path / "s"), "--quiet"]) == 2
     assert "pixel-ridge" in capsys.readouterr().err
+
+
+def test_a_head_without_a_distillable_reward_is_refused_with_why(tmp_path: Path, capsys) -> None:
+    head = VideoLikelihoodHead(build_encoder("cnn", 32, channels=(8, 16), dim=16), VideoLikelihoodConfig())
+    config = {"head": "video-likelihood", "image_size": 32, "head_config": head_config_dict(head),
+              "encoder": {"name": "cnn", "config": asdict(head.encoder.config)}}
+    RewardModel(head, config).save(tmp_path / "vl")
+    assert main(["distill", str(tmp_path / "vl"), "--out", str(tmp_path / "s"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "'video-likelihood' model cannot be distilled" in err and "not one a student can match" in err
 
 
 @pytest.mark.slow

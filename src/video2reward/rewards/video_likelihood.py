@@ -174,10 +174,6 @@ class VideoLikelihoodHead(nn.Module):
         self.shift.fill_(float(r.mean()))
         self.scale.fill_(float(r.std().clamp(min=1e-6)) if len(r) > 1 else 1.0)
 
-    def distill_output(self, current: torch.Tensor, initial: torch.Tensor, goal: torch.Tensor | None = None,
-                       previous: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.predict(current, initial, goal, previous)
-
 
 def sampler(options: VideoLikelihoodConfig, plan: BatchPlan, demos: Sequence, negatives: Sequence) -> WindowSampler:
     """Windows of `context` consecutive frames of the demonstrations at their own speed (the likelihood of a

@@ -49,7 +49,7 @@ from video2reward.rewards.registry import HEAD_NAMES, build_head, distill_kind
 from video2reward.rewards.triplets import kept_earlier_frames
 from video2reward.training.config import DistillConfig, TrainConfig, resolve_device
 from video2reward.training.loop import CHECKPOINT_DIR, check_writable, fit_resumable
-from video2reward.training.train import training_end_vs_start_auroc
+from video2reward.training.train import is_learned, training_end_vs_start_auroc
 from video2reward.video.augment import FrameAugment
 from video2reward.video.dataset import (
     Demonstration,
@@ -243,7 +243,10 @@ def distill(model_dir: str | os.PathLike, out: str | os.PathLike, config: Distil
     teacher = RewardModel.load(model_dir, device, "auto" if autocast_dtype("auto", device) else "fp32")
     kind = teacher.config["head"]
     if kind not in HEAD_NAMES or distill_kind(kind) is None:
-        raise ConfigError(f"{model_dir}: a {kind!r} model has no encoder to distil (pixel-ridge is already tiny)")
+        why = ("it has no encoder to distil (pixel-ridge is already tiny)" if kind not in HEAD_NAMES or not is_learned(kind)
+               else "its reward is not one a student can match (a distilled student matches a progress Normal, a "
+                    "value, a logit or bins)")
+        raise ConfigError(f"{model_dir}: a {kind!r} model cannot be distilled: {why}")
     if config.student not in CNN_PRESETS:
         raise ConfigError(f"--student {config.student}: unknown (known: {', '.join(CNN_PRESETS)})")
     if config.temperature <= 0 or not 0 <= config.augment_fraction <= 1 or config.frames_per_video < 1:
