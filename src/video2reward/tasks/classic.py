@@ -10,7 +10,7 @@ import math
 import gymnasium as gym
 import numpy as np
 
-from video2reward.tasks.task import DemoTask
+from video2reward.tasks.task import DemoTask, env_start
 
 # ---------------------------------------------------------------------------------------------------
 # Pendulum-v1: a uniform rod (m = 1, l = 1) on a motorised pivot, g = 10, dt = 0.05, torque |u| <= 2.
@@ -127,12 +127,6 @@ def mountaincar_expert(obs: np.ndarray) -> int:
     return 0 if position > CAR_FIRST_PUSH_LEFT_ABOVE else 2
 
 
-def mountaincar_start(env: gym.Env, rng: np.random.Generator) -> np.ndarray:
-    """The env's own start: at rest, x uniform in [-0.6, -0.4]."""
-    obs, _ = env.reset(seed=int(rng.integers(2**31)))
-    return obs
-
-
 def mountaincar_dense(env: gym.Env) -> float:
     """Mechanical energy normalised so resting at the valley floor is 0 and resting at the flag is 1."""
     position, velocity = env.unwrapped.state
@@ -167,7 +161,7 @@ MOUNTAIN_CAR = DemoTask(
     env_id="MountainCar-v0",
     expert=mountaincar_expert,
     idle_action=1,
-    start=mountaincar_start,
+    start=env_start,  # the env's own start: at rest, x uniform in [-0.6, -0.4]
     at_goal=mountaincar_at_goal,
     hold_steps=1,
     dense=mountaincar_dense,

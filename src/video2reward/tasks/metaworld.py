@@ -28,7 +28,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from video2reward.tasks.task import DemoTask
+from video2reward.tasks.task import DemoTask, env_start
 
 RENDER_SIZE = 128  # px, square: the native render (the generator resizes it to its short_side, as for classic tasks)
 CAMERA = "corner"  # fixed camera of the Sawyer scene: the arm, the table top and the task's object from the front left
@@ -149,12 +149,6 @@ class MetaWorldExpert:
         return np.clip(action, -1.0, 1.0).astype(np.float32)
 
 
-def metaworld_start(env: gym.Env, rng: np.random.Generator) -> np.ndarray:
-    """Reset to fresh object and goal positions drawn from Meta-World's ranges for the task, seeded by `rng`."""
-    obs, _ = env.reset(seed=int(rng.integers(2**31)))
-    return obs
-
-
 def metaworld_dense(env: gym.Env) -> float:
     """The env's own reward for the state the env shows now."""
     return float(env.get_wrapper_attr("state_reward"))
@@ -172,7 +166,7 @@ def _demo_task(name: str) -> DemoTask:
         env_id=f"metaworld:{env_name}",
         expert=MetaWorldExpert(policy_class),
         idle_action=np.zeros(4, dtype=np.float32),
-        start=metaworld_start,
+        start=env_start,  # fresh object and goal positions from Meta-World's ranges (MetaWorldEnv.reset)
         at_goal=metaworld_at_goal,
         hold_steps=SUCCESS_HOLD,
         dense=metaworld_dense,

@@ -18,7 +18,7 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 
-from video2reward.tasks.task import DemoTask
+from video2reward.tasks.task import DemoTask, env_start
 
 SPEED = 0.025  # arena widths per step at full action (|action| <= 1)
 PRESS_RADIUS = 0.02  # the puck presses the button when its centre is this close to the button's
@@ -130,11 +130,6 @@ def press_twice_expert(obs: np.ndarray) -> np.ndarray:
     return (offset / (SPEED * steps)).astype(np.float32)
 
 
-def press_twice_start(env: gym.Env, rng: np.random.Generator) -> np.ndarray:
-    obs, _ = env.reset(seed=int(rng.integers(2**31)))
-    return obs
-
-
 def press_twice_dense(env: gym.Env) -> float:
     return env.unwrapped.dense()
 
@@ -149,7 +144,7 @@ PRESS_TWICE = DemoTask(
     env_id=ENV_ID,
     expert=press_twice_expert,
     idle_action=np.zeros(2, dtype=np.float32),
-    start=press_twice_start,
+    start=env_start,
     at_goal=press_twice_at_goal,
     hold_steps=PRESS_HOLD,
     dense=press_twice_dense,

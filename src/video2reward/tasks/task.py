@@ -41,6 +41,12 @@ class DemoTask:
 
 
 
+def env_start(env: gym.Env, rng: np.random.Generator) -> np.ndarray:
+    """The env's own start state, seeded by `rng` (a DemoTask's `start` for tasks whose reset draws it)."""
+    obs, _ = env.reset(seed=int(rng.integers(2**31)))
+    return obs
+
+
 def headless() -> None:
     """Classic-control rendering goes through pygame; keep SDL off any display and sound card."""
     os.environ["SDL_VIDEODRIVER"] = "dummy"  # rgb_array never needs a window, even where there is a display
